@@ -1,0 +1,50 @@
+# The portal's two commands: `make run` (portal + demo data) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVICES := $(BIN)/python scripts/services.py --
+
+.PHONY: run test lint format install install-dev browser migrate manage bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	$(SERVICES) $(BIN)/python scripts/run_portal.py
+
+test: install-dev
+	$(SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: install
+	$(SERVICES) $(BIN)/python manage.py migrate --database owner
+
+# make manage ARGS="portal_user create someone@example.com --role Analyst --team North"
+manage: install
+	$(SERVICES) $(BIN)/python manage.py $(ARGS)
+
+bench: install-dev
+	$(SERVICES) $(BIN)/python bench/customer_api.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

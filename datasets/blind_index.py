@@ -1,0 +1,36 @@
+"""Blind indexes: HMAC-SHA256 under BLIND_INDEX_KEY over a normalised value, for exact look-ups.
+
+The ciphertext of an encrypted field is randomised, so equality search goes through these.
+"""
+
+import hashlib
+import hmac
+import re
+
+from django.conf import settings
+
+_NON_DIGITS = re.compile(r"\D+")
+
+
+def normalize_email(value: str) -> str:
+    return (value or "").strip().lower()
+
+
+def normalize_phone(value: str) -> str:
+    """Digits only, so '+1 (555) 123-4567' and '15551234567' match."""
+    return _NON_DIGITS.sub("", value or "")
+
+
+def _hmac(normalized: str, key: str | None = None) -> str:
+    if not normalized:
+        return ""
+    secret = (key or settings.BLIND_INDEX_KEY).encode()
+    return hmac.new(secret, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+def email_index(value: str, key: str | None = None) -> str:
+    return _hmac(normalize_email(value), key)
+
+
+def phone_index(value: str, key: str | None = None) -> str:
+    return _hmac(normalize_phone(value), key)

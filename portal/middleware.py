@@ -1,0 +1,69 @@
+"""Request middleware: request ids, the per-request security context, no-store caching."""
+
+import contextvars
+import logging
+import re
+import uuid
+
+from portal.security_context import scoped
+
+_request_id = contextvars.ContextVar("request_id", default="-")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+class RequestIdMiddleware:
+    """Give each request an id (a client's X-Request-ID is kept when well-formed)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = _request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            _request_id.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = _request_id.get()
+        return True
+
+
+class SecurityContextMiddleware:
+    """Run each request in one transaction under the session user's database scope.
+
+    API token authentication re-applies the scope for the token's user inside the same
+    transaction (``portal.api_auth``).  Anonymous requests run with no scope: no protected row.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with scoped(request.user):
+            return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """Personal data must not sit in browser or proxy caches: every dynamic response is no-store."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith("/static/"):
+            response["Cache-Control"] = "no-store"
+            response["Pragma"] = "no-cache"
+        return response

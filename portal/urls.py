@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+
+def health(request):
+    """Liveness for the run script and load balancers; reveals nothing."""
+    return JsonResponse({"status": "ok"})
+
+
+admin.site.site_header = "Secure data portal"
+admin.site.site_title = "Secure data portal"
+
+urlpatterns = [
+    path("healthz", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("datasets.api.urls")),
+]
