@@ -67,9 +67,7 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="teams")
-    manager = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="managed_teams"
-    )
+    manager = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="managed_teams")
     members = models.ManyToManyField(User, blank=True, related_name="teams")
 
     class Meta:

@@ -55,7 +55,12 @@ class Mask(StrEnum):
 
 
 ROLES_TABLE: dict[Role, dict[Action, Scope]] = {
-    Role.ANALYST: {Action.VIEW: Scope.TEAM, Action.EDIT: Scope.OWN, Action.DELETE: Scope.NONE, Action.EXPORT: Scope.NONE},
+    Role.ANALYST: {
+        Action.VIEW: Scope.TEAM,
+        Action.EDIT: Scope.OWN,
+        Action.DELETE: Scope.NONE,
+        Action.EXPORT: Scope.NONE,
+    },
     Role.MANAGER: {
         Action.VIEW: Scope.DEPARTMENT,
         Action.EDIT: Scope.DEPARTMENT,

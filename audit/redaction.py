@@ -10,15 +10,24 @@ _PATTERNS = [
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[email]"),
     (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[card]"),
     (re.compile(r"(?i)\b(token|password|passwd|secret|authorization)\b(\s*[=:]\s*|\s+)\S+"), r"\1\2[redacted]"),
-    (re.compile(r"(?<![\w.])\+?\(?\d[\d ().-]{7,}\d\b"), "[phone]"),
 ]
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.])\+?\(?\d[\d ().-]{7,}\d\b")
+_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _phone(match: re.Match) -> str:
+    text = match.group(0)
+    # Ten or more digits make a phone number; IP addresses, ports and dates stay readable.
+    if sum(ch.isdigit() for ch in text) < 10 or _DATE_PREFIX.match(text):
+        return text
+    return "[phone]"
 
 
 def redact(text: str) -> str:
     """Replace emails, card numbers, phone numbers and credentials in free text."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _PHONE_CANDIDATE.sub(_phone, text)
 
 
 def mask_value(value: str) -> str:

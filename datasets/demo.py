@@ -32,7 +32,9 @@ def demo_accounts() -> list[DemoAccount]:
         rows.append(DemoAccount(f"manager.{department.lower()}@{DOMAIN}", Role.MANAGER, department=department))
         for team in teams:
             for n in (1, 2):
-                rows.append(DemoAccount(f"analyst{n}.{team.lower()}@{DOMAIN}", Role.ANALYST, team=team, department=department))
+                rows.append(
+                    DemoAccount(f"analyst{n}.{team.lower()}@{DOMAIN}", Role.ANALYST, team=team, department=department)
+                )
     return rows
 
 
@@ -48,8 +50,12 @@ def seed_organisation(password: str) -> list[DemoAccount]:
         if User.objects.filter(email=account.email).exists():
             continue
         accounts.create_user(
-            account.email, account.role, password=password, team=account.team or None,
-            department=account.department or None, full_name=account.email.split("@")[0].title(),
+            account.email,
+            account.role,
+            password=password,
+            team=account.team or None,
+            department=account.department or None,
+            full_name=account.email.split("@")[0].title(),
         )
         created.append(account)
     for department in DEPARTMENTS:

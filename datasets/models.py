@@ -35,13 +35,13 @@ class Customer(models.Model):
     def __str__(self):
         return f"Customer #{self.pk}"
 
-    def refresh_blind_indexes(self) -> None:
-        self.email_index = blind_index.email_index(self.email)
-        self.phone_index = blind_index.phone_index(self.phone)
-
     def save(self, *args, **kwargs):
         self.refresh_blind_indexes()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "email_index", "phone_index"}
         super().save(*args, **kwargs)
+
+    def refresh_blind_indexes(self) -> None:
+        self.email_index = blind_index.email_index(self.email)
+        self.phone_index = blind_index.phone_index(self.phone)

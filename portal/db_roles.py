@@ -40,9 +40,7 @@ def ensure_roles(cursor) -> None:
             )
         )
     for name in SCOPED_ROLES:
-        cursor.execute(
-            sql.SQL("ALTER ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(name))
-        )
+        cursor.execute(sql.SQL("ALTER ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(name)))
         # Membership lets the login role SET ROLE; NOINHERIT on it means no privilege leaks back.
         cursor.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(name), sql.Identifier(login)))
 
@@ -51,9 +49,7 @@ def grant_table_privileges(cursor) -> None:
     """Give every portal role DML on the schema's tables; append-only tables get INSERT/SELECT."""
     roles = sql.SQL(", ").join(sql.Identifier(r) for r in [app_user(), *SCOPED_ROLES])
     cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(roles))
-    cursor.execute(
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(roles)
-    )
+    cursor.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(roles))
     cursor.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(roles))
     for table in sorted(APPEND_ONLY_TABLES):
         cursor.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(sql.Identifier(table), roles))

@@ -5,6 +5,7 @@ the task body runs with that user's database role and scope (or the system scope
 task is internal), and django-auditlog attributes its changes to that user.
 """
 
+import contextvars
 from contextlib import nullcontext
 
 from auditlog.context import set_actor
@@ -12,11 +13,21 @@ from celery import Task
 
 from portal.security_context import scoped
 
+_acting_user = contextvars.ContextVar("acting_user", default=None)
+
+
+def current_user():
+    """The user the running task acts for (None for system tasks)."""
+    return _acting_user.get()
+
 
 class ScopedTask(Task):
-    """Base task: ``acting_user_id`` (keyword) selects the scope; ``system=True`` tasks run as the system."""
+    """Base task: ``acting_user_id`` (keyword) selects the scope; ``system = True`` tasks run as the system.
+
+    A task acting for a user who is gone or disabled does nothing and says so."""
 
     system = False
+    typing = False  # acting_user_id is consumed here, not by the task body
 
     def __call__(self, *args, acting_user_id=None, **kwargs):
         from accounts.models import User
@@ -24,6 +35,11 @@ class ScopedTask(Task):
         user = None
         if not self.system:
             user = User.objects.filter(pk=acting_user_id, is_active=True).first()
-        actor = set_actor(user) if user is not None else nullcontext()
-        with actor, scoped(user, system=self.system):
-            return self.run(*args, **kwargs)
+            if user is None:
+                raise PermissionError("the acting user does not exist or is disabled")
+        token = _acting_user.set(user)
+        try:
+            with set_actor(user) if user is not None else nullcontext(), scoped(user, system=self.system):
+                return super().__call__(*args, **kwargs)
+        finally:
+            _acting_user.reset(token)

@@ -87,10 +87,13 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_secrets()
     keep = start_services()  # noqa: F841 - the servers live as long as this process
-    try:
-        return subprocess.call(argv, cwd=ROOT)
-    except KeyboardInterrupt:
-        return 130
+    child = subprocess.Popen(argv, cwd=ROOT)
+    # Ctrl-C reaches the child too; wait for it to finish stopping before the services go.
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=BOTH_DATABASES)
 
 def test_raw_row_holds_no_plaintext_and_blind_index_finds_it():
     team = TeamFactory()
-    customer = CustomerFactory(team=team, name="Sarah Canary-Johnson", email="sarah.canary@gmail.com", phone="+1 555 867 5309")
+    customer = CustomerFactory(
+        team=team, name="Sarah Canary-Johnson", email="sarah.canary@gmail.com", phone="+1 555 867 5309"
+    )
     CustomerFactory.create_batch(3, team=team)
     with connections["owner"].cursor() as cursor:
         cursor.execute("SELECT row_to_json(c)::text FROM datasets_customer c WHERE id = %s", [customer.pk])

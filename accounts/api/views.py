@@ -23,16 +23,21 @@ class TokenView(APIView):
     @extend_schema(
         request=TokenRequestSerializer,
         responses={
-            200: inline_serializer("TokenResponse", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()})
+            200: inline_serializer(
+                "TokenResponse", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}
+            )
         },
     )
     def post(self, request):
         form = TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = authenticate(request, email=form.validated_data["email"].lower(), password=form.validated_data["password"])
+        user = authenticate(
+            request, email=form.validated_data["email"].lower(), password=form.validated_data["password"]
+        )
         if user is None or not user.is_active:
             return Response(
-                {"non_field_errors": ["Unable to log in with the credentials given."]}, status=status.HTTP_400_BAD_REQUEST
+                {"non_field_errors": ["Unable to log in with the credentials given."]},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         instance, token = AuthToken.objects.create(user)
         return Response({"token": token, "expiry": instance.expiry})

@@ -2,9 +2,12 @@
 
 import sys
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
 from accounts import services
+from accounts.models import User
 
 
 class Command(BaseCommand):
@@ -39,6 +42,12 @@ class Command(BaseCommand):
         generated = password is None
         if generated:
             password = services.generate_password()
+        else:
+            # A chosen password meets the same validators as one set in the admin.
+            try:
+                validate_password(password, User(email=opts["email"] or "", full_name=opts.get("name", "")))
+            except ValidationError as exc:
+                raise services.AccountError(f"password refused: {' '.join(exc.messages)}") from None
         user = services.create_user(
             opts["email"],
             opts["role"],
