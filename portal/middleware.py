@@ -8,11 +8,22 @@ import uuid
 from portal.security_context import scoped
 
 _request_id = contextvars.ContextVar("request_id", default="-")
+_client = contextvars.ContextVar("client", default=("", ""))
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
 
 def current_request_id() -> str:
     return _request_id.get()
+
+
+def current_client() -> tuple[str, str]:
+    """(ip address, user agent) of the request being served, or empty strings outside one."""
+    return _client.get()
+
+
+def client_ip(request) -> str:
+    # REMOTE_ADDR is the peer; behind a trusted proxy gunicorn's forwarded_allow_ips sets it.
+    return request.META.get("REMOTE_ADDR", "")
 
 
 class RequestIdMiddleware:
@@ -26,10 +37,12 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = _request_id.set(request_id)
+        client_token = _client.set((client_ip(request), request.headers.get("User-Agent", "")[:256]))
         try:
             response = self.get_response(request)
         finally:
             _request_id.reset(token)
+            _client.reset(client_token)
         response["X-Request-ID"] = request_id
         return response
 
