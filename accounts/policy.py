@@ -145,6 +145,9 @@ def access(user, action: Action | str) -> Access:
         team_ids = selectors.team_ids_of_member(user)
     elif scope == Scope.DEPARTMENT:
         team_ids = selectors.team_ids_of_department(user)
+    if scope in TEAM_LIST_SCOPES and Action(action) == Action.VIEW:
+        # Approved, unexpired temporary grants widen the view (never export) by whole teams.
+        team_ids = team_ids | selectors.granted_team_ids(user)
     cache[action] = Access(role=role, scope=scope, team_ids=team_ids, user_id=user.pk)
     return cache[action]
 
@@ -152,6 +155,56 @@ def access(user, action: Action | str) -> Access:
 def can(user, action: Action | str) -> bool:
     """Whether the user may reach any row for the action."""
     return access(user, action).reaches_rows
+
+
+def writable_team_ids(user) -> frozenset[int] | None:
+    """Teams a user may file reports under (None: any): own teams for "own", the department for
+    "department", every team for "all", none otherwise."""
+    from accounts import selectors
+
+    scope = access(user, Action.EDIT).scope
+    if scope == Scope.ALL:
+        return None
+    if scope == Scope.DEPARTMENT:
+        return selectors.team_ids_of_department(user)
+    if scope in (Scope.OWN, Scope.TEAM):
+        return selectors.team_ids_of_member(user)
+    return frozenset()
+
+
+def may_receive_shares(user) -> bool:
+    """Reports can be shared with roles that see rows; an Executive's world is dashboards."""
+    return can(user, Action.VIEW)
+
+
+def may_share(user, report) -> bool:
+    """Who may share a report: whoever may edit it."""
+    return report.__class__.objects.restrict(user, Action.EDIT).filter(pk=report.pk).exists()
+
+
+def may_request_grant(user) -> bool:
+    """Temporary grants extend a row-reaching role; they never turn dashboards into rows."""
+    return access(user, Action.VIEW).scope in TEAM_LIST_SCOPES
+
+
+def may_decide_grant(user, team_department_id: int | None) -> bool:
+    """An admin decides any grant; a manager decides grants on their own department's data."""
+    from accounts import selectors
+
+    role = selectors.role_of(user) if user.is_authenticated and user.is_active else None
+    if role == Role.ADMIN:
+        return True
+    return role == Role.MANAGER and team_department_id is not None and user.department_id == team_department_id
+
+
+def field_is_clear(role: Role | None, field: str) -> bool:
+    """Whether the role sees a field unmasked without any grant."""
+    masks = masking_for(role) or {}
+    return masks.get(field) == Mask.CLEAR
+
+
+# How long a temporary grant may last, in hours.
+GRANT_MAX_HOURS = 72
 
 
 def is_staff_role(role: Role | None) -> bool:
@@ -166,3 +219,142 @@ def may_manage_accounts(user) -> bool:
 
 def db_role_for(role: Role | None) -> str | None:
     return DB_ROLES.get(role) if role is not None else None
+
+
+# --- Audit trail: who may read which security events, alerts and change history -------------
+class AuditView(StrEnum):
+    """How much of the audit trail a user reads."""
+
+    NONE = "none"
+    GDPR = "gdpr"  # GDPR events only (``audit.choices.GDPR_ACTIONS``)
+    ALL = "all"
+
+
+# Roles that read every audit event, every change-history entry and the security alerts.
+AUDIT_ALL_ROLES = frozenset({Role.ADMIN})
+# Duties that read the GDPR part of the audit trail.
+AUDIT_GDPR_DUTIES = frozenset({Duty.DPO})
+
+
+def audit_view(user) -> AuditView:
+    """What part of the audit trail the user reads (Admin: all; DPO duty: GDPR events; else none)."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return AuditView.NONE
+    if selectors.role_of(user) in AUDIT_ALL_ROLES:
+        return AuditView.ALL
+    if any(selectors.has_duty(user, duty) for duty in AUDIT_GDPR_DUTIES):
+        return AuditView.GDPR
+    return AuditView.NONE
+
+
+def may_read_change_history(user) -> bool:
+    """django-auditlog entries (every model's diffs) and security alerts: the full-trail readers."""
+    return audit_view(user) == AuditView.ALL
+
+
+def may_manage_alerts(user) -> bool:
+    return audit_view(user) == AuditView.ALL
+
+
+# --- Authentication, sessions, tokens, access reviews and the admin site ----------------------
+# Roles and duties that must pass a second factor (TOTP) before the admin site, any write or
+# any export answers them.  Reads over the API work on a password-issued token alone.
+MFA_REQUIRED_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+MFA_REQUIRED_DUTIES = frozenset({Duty.DPO})
+
+# Roles that list and revoke anybody's API tokens (everyone manages their own).
+TOKEN_ADMIN_ROLES = frozenset({Role.ADMIN})
+
+# Access reviews: each quarter every active holder of a reviewer role reviews their people (the
+# members of the teams they manage and of their department).  Holders of the exempt roles are
+# never a manager's line item: a manager does not review an admin or a fellow manager.
+ACCESS_REVIEWER_ROLES = frozenset({Role.MANAGER})
+ACCESS_REVIEW_EXEMPT_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+# Roles that read every review and its evidence (CSV) but decide no line: the reviewer decides.
+ACCESS_REVIEW_OVERSIGHT_ROLES = frozenset({Role.ADMIN})
+
+
+class AdminAction(StrEnum):
+    VIEW = "view"
+    ADD = "add"
+    CHANGE = "change"
+    DELETE = "delete"
+
+
+_READ = frozenset({AdminAction.VIEW})
+_READ_DELETE = frozenset({AdminAction.VIEW, AdminAction.DELETE})
+_ALL_ADMIN_ACTIONS = frozenset(AdminAction)
+
+# The admin site for models whose admin classes come from libraries (not from this project, whose
+# admins ask the policy themselves).  A library model missing here is shown to nobody, and Django
+# model permissions are never consulted: the role decides.
+ADMIN_SITE_MODELS: dict[str, dict[Role, frozenset[AdminAction]]] = {
+    "auth.group": {Role.ADMIN: _READ},  # roles are given on the user, never by editing groups
+    "auditlog.logentry": {Role.ADMIN: _READ},
+    "axes.accessattempt": {Role.ADMIN: _READ_DELETE},  # delete = unlock
+    "axes.accesslog": {Role.ADMIN: _READ},
+    "axes.accessfailurelog": {Role.ADMIN: _READ},
+    "django_celery_beat.periodictask": {Role.ADMIN: _ALL_ADMIN_ACTIONS},
+    "django_celery_beat.crontabschedule": {Role.ADMIN: _ALL_ADMIN_ACTIONS},
+    "django_celery_beat.intervalschedule": {Role.ADMIN: _ALL_ADMIN_ACTIONS},
+    "django_celery_beat.clockedschedule": {Role.ADMIN: _ALL_ADMIN_ACTIONS},
+    "django_celery_beat.solarschedule": {Role.ADMIN: _ALL_ADMIN_ACTIONS},
+}
+# This project's account-security models in the admin (the admins ask through the functions below).
+ACCOUNT_SECURITY_ADMIN: dict[str, dict[Role, frozenset[AdminAction]]] = {
+    "knox.authtoken": {Role.ADMIN: _READ_DELETE},  # delete = revoke
+    "otp_totp.totpdevice": {Role.ADMIN: _READ_DELETE},  # delete = reset a lost authenticator
+    "otp_static.staticdevice": {Role.ADMIN: _READ_DELETE},
+    "accounts.accessreview": {Role.ADMIN: _READ, Role.MANAGER: frozenset({AdminAction.VIEW, AdminAction.CHANGE})},
+}
+
+
+def _role_if_active(user) -> Role | None:
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    return selectors.role_of(user)
+
+
+def requires_mfa(user) -> bool:
+    """Whether the user must pass TOTP before the admin site, writes and exports."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser or selectors.role_of(user) in MFA_REQUIRED_ROLES:
+        return True
+    return any(selectors.has_duty(user, duty) for duty in MFA_REQUIRED_DUTIES)
+
+
+def may_manage_any_token(user) -> bool:
+    return _role_if_active(user) in TOKEN_ADMIN_ROLES
+
+
+def is_access_reviewer(user) -> bool:
+    return _role_if_active(user) in ACCESS_REVIEWER_ROLES
+
+
+def is_access_review_subject(role: Role | None) -> bool:
+    return role not in ACCESS_REVIEW_EXEMPT_ROLES
+
+
+def may_oversee_access_reviews(user) -> bool:
+    return _role_if_active(user) in ACCESS_REVIEW_OVERSIGHT_ROLES
+
+
+def may_decide_review(user, review) -> bool:
+    """Only the review's own reviewer decides its lines, and only while they hold a reviewer role."""
+    return is_access_reviewer(user) and review.reviewer_id == user.pk
+
+
+def admin_site_actions(user, model_label: str) -> frozenset[AdminAction]:
+    """What the user may do with a model in the admin, from the two admin tables above."""
+    role = _role_if_active(user)
+    if role is None or not user.is_staff:
+        return frozenset()
+    row = ADMIN_SITE_MODELS.get(model_label) or ACCOUNT_SECURITY_ADMIN.get(model_label) or {}
+    return row.get(role, frozenset())

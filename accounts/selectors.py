@@ -37,3 +37,15 @@ def team_ids_of_department(user) -> frozenset[int]:
     if user.department_id is None:
         return frozenset()
     return frozenset(Team.objects.filter(department_id=user.department_id).values_list("id", flat=True))
+
+
+def granted_team_ids(user) -> frozenset[int]:
+    """Teams reachable through approved, unexpired temporary grants (checked on every use)."""
+    from django.apps import apps
+    from django.utils import timezone
+
+    AccessGrant = apps.get_model("datasets", "AccessGrant")
+    rows = AccessGrant.objects.filter(
+        requester=user, kind="team_access", status="approved", expires_at__gt=timezone.now()
+    ).values_list("team_id", flat=True)
+    return frozenset(t for t in rows if t is not None)

@@ -2,14 +2,18 @@
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from faker import Faker
 
 from accounts import services as accounts
 from accounts.models import Department, Team, User
 from accounts.policy import Duty, Role
-from datasets.models import Customer
+from datasets.choices import Device, OrderStatus
+from datasets.models import Customer, Order, PageView
 from portal.security_context import scoped
 
 DEPARTMENTS = {"Sales": ["North", "South", "West"], "Marketing": ["Brand", "Growth", "Events"]}
@@ -91,5 +95,43 @@ def seed_customers(total: int, seed: int = 20250119) -> int:
             batch.append(customer)
         with scoped(system=True):
             Customer.objects.bulk_create(batch)
+            seed_activity(batch, rng)
         added += size
     return added
+
+
+PAGES = ["/", "/pricing", "/product", "/blog", "/signup", "/checkout", "/support"]
+CITIES = ["Berlin", "Paris", "Madrid", "Lisbon", "Dublin", "Vienna", "Prague", "Oslo"]
+
+
+def seed_activity(customers: list[Customer], rng: random.Random) -> None:
+    """A few orders and page views per new customer (amounts and pages are not personal data)."""
+    now = timezone.now()
+    orders, views = [], []
+    for customer in customers:
+        for _ in range(rng.randrange(4)):
+            orders.append(
+                Order(
+                    customer=customer,
+                    team_id=customer.team_id,
+                    amount=Decimal(rng.randrange(500, 50000)) / 100,
+                    currency=rng.choice(["EUR", "EUR", "USD", "GBP"]),
+                    status=rng.choice(list(OrderStatus)),
+                    created_at=now - timedelta(days=rng.randrange(720)),
+                )
+            )
+        for _ in range(rng.randrange(6)):
+            views.append(
+                PageView(
+                    customer=customer if rng.random() < 0.8 else None,
+                    session_id=f"s{rng.getrandbits(48):012x}",
+                    team_id=customer.team_id,
+                    page=rng.choice(PAGES),
+                    referrer=rng.choice(["", "search", "newsletter", "partner"]),
+                    city=rng.choice(CITIES),
+                    device=rng.choice(list(Device)),
+                    timestamp=now - timedelta(days=rng.randrange(720), seconds=rng.randrange(86400)),
+                )
+            )
+    Order.objects.bulk_create(orders, batch_size=5000)
+    PageView.objects.bulk_create(views, batch_size=5000)

@@ -10,3 +10,21 @@ def customer_counts_by_team(user) -> dict[int, int]:
     """Customers per team within the user's view scope (aggregated in PostgreSQL)."""
     rows = Customer.objects.restrict(user, policy.Action.VIEW).values("team_id").annotate(n=Count("id"))
     return {row["team_id"]: row["n"] for row in rows.order_by("team_id")}
+
+
+def grants_visible_to(user):
+    """A user's own grant requests plus those they may decide (admin: all; manager: department)."""
+    from django.db.models import Q
+
+    from datasets.models import AccessGrant
+
+    role = policy.access(user, policy.Action.VIEW).role
+    mine = Q(requester=user)
+    if role == policy.Role.ADMIN:
+        return AccessGrant.objects.all()
+    if role == policy.Role.MANAGER and user.department_id:
+        department = user.department_id
+        return AccessGrant.objects.filter(
+            mine | Q(team__department_id=department) | Q(customer__team__department_id=department)
+        )
+    return AccessGrant.objects.filter(mine)

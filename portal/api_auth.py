@@ -1,5 +1,6 @@
 """API authentication that sets the token user's database scope for the request's transaction."""
 
+from django.utils import timezone
 from knox.auth import TokenAuthentication
 
 from portal.security_context import apply_user_scope
@@ -13,3 +14,11 @@ class ScopedTokenAuthentication(TokenAuthentication):
         if result is not None:
             apply_user_scope(result[0])
         return result
+
+    def _cleanup_token(self, auth_token) -> bool:
+        # Knox would also load and prune every other token of the user on each request; expired
+        # tokens of others are pruned by a scheduled task instead.  This token: refused if expired.
+        if auth_token.expiry is not None and auth_token.expiry < timezone.now():
+            auth_token.delete()
+            return True
+        return False

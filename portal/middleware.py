@@ -4,6 +4,7 @@ import contextvars
 import logging
 import re
 import uuid
+from contextlib import contextmanager
 
 from portal.security_context import scoped
 
@@ -14,6 +15,16 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
 def current_request_id() -> str:
     return _request_id.get()
+
+
+@contextmanager
+def bound_request_id(request_id: str):
+    """Carry a request id into work done for that request elsewhere (a Celery task)."""
+    token = _request_id.set(request_id if request_id and _VALID_REQUEST_ID.match(request_id) else "-")
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
 
 
 def current_client() -> tuple[str, str]:

@@ -17,7 +17,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = read_secret("SECRET_KEY")
 CRYPTOGRAPHY_KEY = read_secret("CRYPTOGRAPHY_KEY")
 BLIND_INDEX_KEY = read_secret("BLIND_INDEX_KEY")
-CRYPTOGRAPHY_SALT = env.str("CRYPTOGRAPHY_SALT", default="portal-field-encryption")
+# Previous field keys, still accepted for decryption while `rotate_keys` re-encrypts.
+CRYPTOGRAPHY_OLD_KEYS = env.list("CRYPTOGRAPHY_OLD_KEYS", default=[])
 
 PORTAL_HOST = env.str("PORTAL_HOST", default="127.0.0.1")
 PORTAL_PORT = env.int("PORTAL_PORT", default=8443)
@@ -51,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditUnitMiddleware",  # outside the request transaction: see its docstring
     "portal.middleware.SecurityContextMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -214,4 +216,53 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# --- Datasets: exports and temporary grants -------------------------------------------------
+PORTAL_EXPORT_DIR = env.str("PORTAL_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
+EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=3600)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "portal",
+        "TIMEOUT": 3600,
+    }
+}
+# Periodic work (django-celery-beat loads these into its admin-editable schedule at start).
+CELERY_BEAT_SCHEDULE = {
+    "expire-access-grants": {"task": "datasets.tasks.expire_grants", "schedule": 300.0},
+    "requeue-stale-exports": {"task": "datasets.tasks.requeue_stale_exports", "schedule": 120.0},
+}
+
+# --- Audit and alerts -------------------------------------------------------------------------
+# Alert thresholds (audit/alerts.py); each rule fires when its figure passes the threshold.
+ALERT_FAILED_LOGINS = env.int("ALERT_FAILED_LOGINS", default=10)  # more than this many ...
+ALERT_FAILED_LOGINS_MINUTES = env.int("ALERT_FAILED_LOGINS_MINUTES", default=15)  # ... in this window
+ALERT_EXPORT_ROWS = env.int("ALERT_EXPORT_ROWS", default=100_000)  # an export of more rows
+ALERT_PERMISSION_DENIALS = env.int("ALERT_PERMISSION_DENIALS", default=20)  # this many or more ...
+ALERT_PERMISSION_DENIALS_MINUTES = env.int("ALERT_PERMISSION_DENIALS_MINUTES", default=5)
+ALERT_DISTINCT_CUSTOMERS = env.int("ALERT_DISTINCT_CUSTOMERS", default=500)  # more distinct customers ...
+ALERT_DISTINCT_CUSTOMERS_MINUTES = env.int("ALERT_DISTINCT_CUSTOMERS_MINUTES", default=60)
+ALERT_BUSINESS_HOURS = env.str("ALERT_BUSINESS_HOURS", default="")  # e.g. "7-20"; empty: rule off
+ALERT_TIMEZONE = env.str("ALERT_TIMEZONE", default="UTC")
+ALERT_DEDUPE_MINUTES = env.int("ALERT_DEDUPE_MINUTES", default=60)  # repeats inside raise the count
+# Notifications: email through Django's mail backend, and a webhook signed with HMAC-SHA256.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = read_secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
+ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="portal-alerts@localhost")
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_SECRET = read_secret("ALERT_WEBHOOK_SECRET", default="")
+ALERT_WEBHOOK_TIMEOUT = env.int("ALERT_WEBHOOK_TIMEOUT", default=5)
+# Admin viewer: an export or search result is bounded.
+AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=1_000_000)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "audit-daily-review": {"task": "audit.tasks.daily_review", "schedule": 24 * 3600.0},
 }

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from auditlog.context import set_actor
 from celery import Task
 
+from portal.middleware import bound_request_id
 from portal.security_context import scoped
 
 _acting_user = contextvars.ContextVar("acting_user", default=None)
@@ -37,9 +38,21 @@ class ScopedTask(Task):
             user = User.objects.filter(pk=acting_user_id, is_active=True).first()
             if user is None:
                 raise PermissionError("the acting user does not exist or is disabled")
+        from audit.services import unit_of_work
+
         token = _acting_user.set(user)
+        # The queuing request's id (message header) marks the task's events and log lines; the
+        # task's audit events are appended after its transaction, like a request's.
+        request_id = (getattr(self.request, "headers", None) or {}).get("portal_request_id") or getattr(
+            self.request, "portal_request_id", ""
+        )
         try:
-            with set_actor(user) if user is not None else nullcontext(), scoped(user, system=self.system):
+            with (
+                bound_request_id(request_id),
+                unit_of_work(),
+                set_actor(user) if user is not None else nullcontext(),
+                scoped(user, system=self.system),
+            ):
                 return super().__call__(*args, **kwargs)
         finally:
             _acting_user.reset(token)

@@ -58,3 +58,47 @@ class CustomerFactory(factory.django.DjangoModelFactory):
         # Customers are written by the system role; portal roles only read them.
         with scoped(system=True):
             return super()._create(model_class, *args, **kwargs)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "datasets.Order"
+
+    customer = factory.SubFactory(CustomerFactory)
+    amount = factory.Faker("pydecimal", left_digits=3, right_digits=2, positive=True)
+    currency = "EUR"
+    status = "paid"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with scoped(system=True):
+            return super()._create(model_class, *args, **kwargs)
+
+
+class PageViewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "datasets.PageView"
+
+    customer = factory.SubFactory(CustomerFactory)
+    team = factory.LazyAttribute(lambda o: o.customer.team if o.customer else None)
+    page = "/pricing"
+    city = "Berlin"
+    device = "mobile"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with scoped(system=True):
+            return super()._create(model_class, *args, **kwargs)
+
+
+class ReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "datasets.Report"
+
+    title = factory.Sequence(lambda n: f"Report {n}")
+    definition = factory.LazyFunction(lambda: {"dataset": "orders", "aggregate": "count", "group_by": "team"})
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with scoped(system=True):
+            return super()._create(model_class, *args, **kwargs)

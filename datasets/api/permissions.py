@@ -11,4 +11,5 @@ class PolicyAllows(BasePermission):
     message = "Your role does not give access to rows of this dataset."
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated) and policy.can(request.user, view.policy_action)
+        action = getattr(view, "policy_action_for", lambda: view.policy_action)()
+        return bool(request.user and request.user.is_authenticated) and policy.can(request.user, action)

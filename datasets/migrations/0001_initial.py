@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import django_cryptography.fields
+import portal.field_crypto
 from django.db import migrations, models
 
 
@@ -20,9 +20,9 @@ class Migration(migrations.Migration):
             name='Customer',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', django_cryptography.fields.encrypt(models.CharField(max_length=200))),
-                ('email', django_cryptography.fields.encrypt(models.EmailField(max_length=254))),
-                ('phone', django_cryptography.fields.encrypt(models.CharField(blank=True, default='', max_length=32))),
+                ('name', portal.field_crypto.EncryptedCharField(max_length=200)),
+                ('email', portal.field_crypto.EncryptedEmailField(max_length=254)),
+                ('phone', portal.field_crypto.EncryptedCharField(blank=True, default='', max_length=32)),
                 ('email_index', models.CharField(db_index=True, editable=False, max_length=64)),
                 ('phone_index', models.CharField(blank=True, db_index=True, default='', editable=False, max_length=64)),
                 ('card_last4', models.CharField(blank=True, default='', max_length=4, validators=[django.core.validators.RegexValidator('^\\d{4}$', 'Four digits.')])),
