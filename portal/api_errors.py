@@ -3,7 +3,6 @@
 import logging
 
 from django.db import connections
-
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
