@@ -104,3 +104,22 @@ def test_list_query_count_does_not_grow_with_page_size(org, api_as):
             assert client.get(LIST, {"page_size": size}).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orders/", "/api/v1/pageviews/", "/api/v1/reports/"])
+def test_other_lists_query_count_does_not_grow_with_page_size(org, api_as, path):
+    from tests.factories import OrderFactory, PageViewFactory, ReportFactory
+
+    for team in org.teams:
+        for customer in org.customers[team.name]:
+            OrderFactory(customer=customer)
+            PageViewFactory(customer=customer)
+        ReportFactory(owner=org.admin, team=team)
+    client = api_as(org.manager)
+    client.get(path)  # warm per-process caches (content types) before counting
+    counts = []
+    for size in (1, 10):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path, {"page_size": size}).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
