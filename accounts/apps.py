@@ -15,8 +15,22 @@ def _grant_privileges(using, **kwargs):
         db_roles.grant_table_privileges(cursor)
 
 
+def _schedule_periodic_tasks(using, **kwargs):
+    # Created once, then admin-editable (django-celery-beat): a later migrate never overwrites
+    # an edited schedule, but puts back a deleted one.
+    from accounts import schedules
+
+    if using != "owner":
+        return
+    schedules.ensure_periodic_tasks(using)
+
+
 class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self):
+        from accounts import signals
+
+        signals.connect()
         post_migrate.connect(_grant_privileges, sender=self, dispatch_uid="portal_grant_privileges")
+        post_migrate.connect(_schedule_periodic_tasks, sender=self, dispatch_uid="accounts_periodic_tasks")

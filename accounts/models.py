@@ -2,8 +2,11 @@
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.utils import timezone
+
+from accounts.choices import ReviewDecision
 
 
 class UserManager(BaseUserManager):
@@ -75,3 +78,87 @@ class Team(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class UserSession(AbstractBaseSession):
+    """A browser session with its user's id beside it, so that all of a user's sessions can be
+    ended at once (disable, password or role change) without decoding every session."""
+
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "accounts_user_session"
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore
+
+
+class ApiTokenInfo(models.Model):
+    """What the portal keeps beside a knox token: whether it was issued after a verified second
+    factor, and when it was last used (written at most once a minute)."""
+
+    token = models.OneToOneField(
+        "knox.AuthToken", primary_key=True, on_delete=models.CASCADE, related_name="portal_info"
+    )
+    mfa_verified = models.BooleanField(default=False)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    def __str__(self):
+        return self.token_id[:16]
+
+
+class AccessReviewQuerySet(models.QuerySet):
+    def overdue(self, today=None):
+        today = today or timezone.localdate()
+        return self.filter(completed_at__isnull=True, due_on__lt=today)
+
+
+class AccessReview(models.Model):
+    """One manager's quarterly review of their people's access (SOC 2 evidence)."""
+
+    reviewer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="access_reviews")
+    period = models.CharField(max_length=7, help_text="Quarter, e.g. 2026-Q4")
+    period_start = models.DateField()
+    due_on = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AccessReviewQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period_start", "reviewer_id"]
+        constraints = [models.UniqueConstraint(fields=["reviewer", "period"], name="one_review_per_quarter")]
+
+    def __str__(self):
+        return f"{self.period} access review by {self.reviewer}"
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.completed_at is None and timezone.localdate() > self.due_on
+
+
+class AccessReviewLine(models.Model):
+    """One grant of one person, as it stood when the review was made, and the reviewer's decision."""
+
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="lines")
+    subject = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=32)
+    grant_ref = models.CharField(max_length=100, help_text="Identifies the grant for revocation")
+    description = models.CharField(max_length=300)
+    decision = models.CharField(max_length=10, choices=ReviewDecision.choices, default=ReviewDecision.PENDING)
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["review_id", "subject_id", "kind", "grant_ref"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "subject", "kind", "grant_ref"], name="one_line_per_grant")
+        ]
+
+    def __str__(self):
+        return f"{self.subject}: {self.description} ({self.decision})"

@@ -22,6 +22,8 @@ class Duty(StrEnum):
     """A duty held beside a role (or alone); each is a Django group of the same name."""
 
     DPO = "DPO"
+    # Integration accounts of customer-facing systems that file privacy requests (create only).
+    PRIVACY_INTAKE = "PrivacyIntake"
 
 
 class Action(StrEnum):
@@ -86,6 +88,8 @@ MASKING_TABLE: dict[Role, dict[str, Mask]] = {
 
 # Who works in the Django admin, and who manages accounts there.
 STAFF_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+# Duties that enter the admin site on their own (the DPO works subject requests there).
+STAFF_DUTIES = frozenset({Duty.DPO})
 ACCOUNT_ADMIN_ROLES = frozenset({Role.ADMIN})
 
 # The PostgreSQL role each portal role's transactions run as (SET LOCAL ROLE).  Row-level
@@ -211,6 +215,10 @@ def is_staff_role(role: Role | None) -> bool:
     return role in STAFF_ROLES
 
 
+def is_staff_duty(duty: Duty | None) -> bool:
+    return duty in STAFF_DUTIES
+
+
 def may_manage_accounts(user) -> bool:
     from accounts import selectors
 
@@ -219,6 +227,68 @@ def may_manage_accounts(user) -> bool:
 
 def db_role_for(role: Role | None) -> str | None:
     return DB_ROLES.get(role) if role is not None else None
+
+
+# --- Dashboards (browser pages) --------------------------------------------------------------
+class Dashboard(StrEnum):
+    ANALYST = "analyst"
+    MANAGER = "manager"
+    EXECUTIVE = "executive"
+    ADMIN = "admin"
+
+
+class DashboardSource(StrEnum):
+    """Where a dashboard's figures come from."""
+
+    ROWS = "rows"  # aggregates over restrict(user, "view"), computed in PostgreSQL under the user's RLS scope
+    SANCTIONED_AGGREGATES = "sanctioned_aggregates"  # only the SECURITY DEFINER aggregate functions
+
+
+@dataclass(frozen=True)
+class DashboardRule:
+    dashboard: Dashboard
+    source: DashboardSource
+    breakdowns: tuple[str, ...] = ()  # "team", "department": per-group tables beside the charts
+    security_panels: bool = False  # open alerts, overdue GDPR requests, checklist status
+
+
+# Which dashboard each role gets (one each); a role missing here has none.
+DASHBOARD_RULES: dict[Role, DashboardRule] = {
+    Role.ANALYST: DashboardRule(Dashboard.ANALYST, DashboardSource.ROWS),
+    Role.MANAGER: DashboardRule(Dashboard.MANAGER, DashboardSource.ROWS, breakdowns=("team",)),
+    Role.EXECUTIVE: DashboardRule(Dashboard.EXECUTIVE, DashboardSource.SANCTIONED_AGGREGATES, ("department",)),
+    Role.ADMIN: DashboardRule(Dashboard.ADMIN, DashboardSource.ROWS, ("department", "team"), security_panels=True),
+}
+# Aggregate-only figures: a group with fewer distinct subjects than this is shown as "<5", never
+# as a number.  The SQL functions carry the same value (dashboards migrations); a test compares.
+SMALL_GROUP_THRESHOLD = 5
+# Database roles that may EXECUTE the sanctioned aggregate functions (company-wide KPIs).
+SANCTIONED_AGGREGATE_ROLES = frozenset({Role.EXECUTIVE})
+# The NOLOGIN role that owns those functions (SECURITY DEFINER): SELECT on the aggregated tables
+# through its own read-only policy, nothing else, and no portal role can SET ROLE to it.
+AGGREGATE_DEFINER_DB_ROLE = "portal_aggregates"
+# An executive's date range covers whole months, so that two ranges never differ by a few days
+# (a differencing attack on a small group).
+WHOLE_MONTH_RANGES = frozenset({Dashboard.EXECUTIVE})
+
+
+def dashboard_rule(user) -> DashboardRule | None:
+    """The dashboard the user's role gets, or None (no role, or a duty alone)."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    return DASHBOARD_RULES.get(selectors.role_of(user))
+
+
+def may_open_dashboard(user, dashboard: Dashboard) -> bool:
+    rule = dashboard_rule(user)
+    return rule is not None and rule.dashboard == Dashboard(dashboard)
+
+
+def may_export(user) -> bool:
+    """Whether export buttons are shown and export requests accepted (the roles table's export column)."""
+    return can(user, Action.EXPORT)
 
 
 # --- Audit trail: who may read which security events, alerts and change history -------------
@@ -358,3 +428,93 @@ def admin_site_actions(user, model_label: str) -> frozenset[AdminAction]:
         return frozenset()
     row = ADMIN_SITE_MODELS.get(model_label) or ACCOUNT_SECURITY_ADMIN.get(model_label) or {}
     return row.get(role, frozenset())
+
+
+# --- GDPR subject requests (compliance app) --------------------------------------------------
+class PrivacyRight(StrEnum):
+    """What a user may do with subject requests (access, erasure, ...), their data and packages."""
+
+    INTAKE = "intake"  # file a request (API POST, admin add)
+    READ = "read"  # read requests and their status (API GET, the admin queue)
+    WORK = "work"  # verify, approve, reject, run, retry, extend, rectify, review, record consent
+    DOWNLOAD = "download"  # download an access package through its expiring link
+
+
+_ALL_PRIVACY_RIGHTS = frozenset(PrivacyRight)
+PRIVACY_RIGHTS_BY_ROLE: dict[Role, frozenset[PrivacyRight]] = {
+    Role.ADMIN: frozenset({PrivacyRight.INTAKE, PrivacyRight.READ}),
+}
+PRIVACY_RIGHTS_BY_DUTY: dict[Duty, frozenset[PrivacyRight]] = {
+    Duty.DPO: _ALL_PRIVACY_RIGHTS,
+    # An integration token "given the intake right" files requests and reads nothing back.
+    Duty.PRIVACY_INTAKE: frozenset({PrivacyRight.INTAKE}),
+}
+
+
+def privacy_rights(user) -> frozenset[PrivacyRight]:
+    """The union of the user's role and duty rights over subject requests (none when inactive)."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = user.__dict__.get("_portal_privacy_rights")
+    if cached is not None:
+        return cached
+    rights = set(PRIVACY_RIGHTS_BY_ROLE.get(selectors.role_of(user), frozenset()))
+    for duty, granted in PRIVACY_RIGHTS_BY_DUTY.items():
+        if selectors.has_duty(user, duty):
+            rights |= granted
+    user.__dict__["_portal_privacy_rights"] = frozenset(rights)
+    return user.__dict__["_portal_privacy_rights"]
+
+
+def may_privacy(user, right: PrivacyRight) -> bool:
+    return PrivacyRight(right) in privacy_rights(user)
+
+
+# --- Compliance governance: retention, record of processing, checklist, vendors, evidence -----
+class Governance(StrEnum):
+    """A compliance-governance capability; ``compliance`` admin pages, views and commands ask for one."""
+
+    VIEW = "view"  # the monthly checklist, the record of processing, retention runs and proofs, vendors
+    RETENTION = "retention"  # edit retention policies, preview, enable, legal hold, run now
+    ATTEST = "attest"  # attestations, vendor assessments, checklist snapshots, backup verification
+    VENDORS = "vendors"  # add and edit vendor records
+    EVIDENCE = "evidence"  # download the evidence pack (its audit part follows ``audit_view``)
+
+
+# Who holds each capability: (roles, duties).  Absent from both: nobody (superusers included).
+GOVERNANCE_RULES: dict[Governance, tuple[frozenset[Role], frozenset[Duty]]] = {
+    Governance.VIEW: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+    Governance.RETENTION: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+    Governance.ATTEST: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+    Governance.VENDORS: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+    Governance.EVIDENCE: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+}
+# Archived rows (orders kept for the legal retention period) are out of day-to-day processing:
+# only these roles' database roles read them (row-level security on the archive table); the
+# system role archives and purges them.
+ARCHIVE_READER_ROLES = frozenset({Role.ADMIN})
+# The pseudonymised extract (keyed pseudonyms, buckets, no direct identifiers) over the rows of
+# the caller's *view* scope; the roles table's export column is about identifiable data.
+PSEUDONYMISED_EXTRACT_ROLES = frozenset({Role.ANALYST, Role.MANAGER, Role.ADMIN})
+
+
+def may_govern(user, capability: Governance | str) -> bool:
+    """Whether the user holds a governance capability (by role or by duty)."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    roles, duties = GOVERNANCE_RULES.get(Governance(capability), (frozenset(), frozenset()))
+    if selectors.role_of(user) in roles:
+        return True
+    return any(selectors.has_duty(user, duty) for duty in duties)
+
+
+def may_extract_pseudonymised(user) -> bool:
+    return _role_if_active(user) in PSEUDONYMISED_EXTRACT_ROLES
+
+
+def may_read_archive(user) -> bool:
+    return _role_if_active(user) in ARCHIVE_READER_ROLES

@@ -13,12 +13,12 @@ class AuditAction(models.TextChoices):
     EXPORT_DATA = "EXPORT_DATA"
     UNMASK = "UNMASK"
     PERMISSION_DENIED = "PERMISSION_DENIED"
-    TOKEN_CREATED = "TOKEN_CREATED"
-    TOKEN_REVOKED = "TOKEN_REVOKED"
+    TOKEN_CREATED = "TOKEN_CREATED"  # noqa: S105 - an action name
+    TOKEN_REVOKED = "TOKEN_REVOKED"  # noqa: S105 - an action name
     ROLE_CHANGED = "ROLE_CHANGED"
     USER_CREATED = "USER_CREATED"
     USER_DISABLED = "USER_DISABLED"
-    PASSWORD_CHANGED = "PASSWORD_CHANGED"
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"  # noqa: S105 - an action name
     MFA_ENROLLED = "MFA_ENROLLED"
     ACCESS_GRANTED = "ACCESS_GRANTED"
     ACCESS_REVOKED = "ACCESS_REVOKED"
@@ -36,3 +36,33 @@ class AuditAction(models.TextChoices):
     KEY_ROTATED = "KEY_ROTATED"
     ALERT_RAISED = "ALERT_RAISED"
     BULK_CHANGE = "BULK_CHANGE"
+
+
+# What the DPO duty reads of the trail (accounts.policy.AuditView.GDPR).
+GDPR_ACTIONS = frozenset(
+    {
+        AuditAction.GDPR_REQUEST,
+        AuditAction.GDPR_EXPORT,
+        AuditAction.GDPR_ERASURE,
+        AuditAction.GDPR_RECTIFICATION,
+        AuditAction.CONSENT_CHANGED,
+        AuditAction.USER_DELETED,
+        AuditAction.RETENTION_PURGE,
+        AuditAction.BREACH_RECORDED,
+    }
+)
+# Reads of personal data: the distinct-customers and out-of-hours rules count these.
+READ_ACTIONS = frozenset({AuditAction.VIEW, AuditAction.SEARCH, AuditAction.EXPORT_DATA, AuditAction.UNMASK})
+
+
+class AlertSeverity(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"

@@ -1,22 +1,26 @@
-"""Security events: who did what to which resource, when, from where, and whether it worked."""
+"""Security events (hash-chained, append-only), chain checks and security alerts."""
 
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
-from audit.choices import AuditAction
+from audit.choices import AlertSeverity, AlertStatus, AuditAction
 
 
 class AuditEvent(models.Model):
     """One security event in the seed's JSON shape.  Append-only: never updated or deleted.
 
     The actor is kept as id and email *at that time* (no foreign key: the trail must outlive
-    and never cascade from the account)."""
+    and never cascade from the account).  ``prev_hash`` is the previous event's ``hash`` and
+    ``hash`` the SHA-256 of this event's canonical form (``audit.chain``): editing, removing or
+    slipping in a row breaks the chain at that row."""
 
-    timestamp = models.DateTimeField(default=timezone.now, db_index=True)
-    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+    actor_id = models.BigIntegerField(null=True, blank=True)
     actor_email = models.CharField(max_length=254, blank=True, default="")
-    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
-    resource = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    resource = models.CharField(max_length=100, blank=True, default="")
     object_ids = models.JSONField(default=list, blank=True)
     rows = models.IntegerField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
@@ -25,12 +29,25 @@ class AuditEvent(models.Model):
     success = models.BooleanField(default=True)
     reason = models.CharField(max_length=500, blank=True, default="")
     extra = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False, default="")
+    hash = models.CharField(max_length=64, editable=False, default="")
 
     class Meta:
         ordering = ["-id"]
+        # Every admin filter and investigation is an index range: no LIKE, no full scan.
+        indexes = [
+            models.Index(fields=["timestamp"], name="audit_event_ts"),
+            models.Index(fields=["actor_id", "timestamp"], name="audit_event_actor_ts"),
+            models.Index(fields=["actor_email", "timestamp"], name="audit_event_email_ts"),
+            models.Index(fields=["resource", "timestamp"], name="audit_event_resource_ts"),
+            models.Index(fields=["action", "timestamp"], name="audit_event_action_ts"),
+            models.Index(fields=["ip_address", "timestamp"], name="audit_event_ip_ts"),
+            # "Everyone who touched customer 42": object_ids @> '["42"]'.
+            GinIndex(fields=["object_ids"], name="audit_event_object_ids", opclasses=["jsonb_path_ops"]),
+        ]
 
     def __str__(self):
-        return f"{self.timestamp:%Y-%m-%dT%H:%M:%SZ} {self.action} {self.resource}"
+        return f"#{self.pk} {self.timestamp:%Y-%m-%dT%H:%M:%SZ} {self.action} {self.resource}"
 
     def as_record(self) -> dict:
         """The seed's JSON record."""
@@ -52,3 +69,66 @@ class AuditEvent(models.Model):
             record["reason"] = self.reason
         record["request_id"] = self.request_id
         return record
+
+    def as_export(self) -> dict:
+        """The seed's record plus what a SIEM needs to correlate and check the chain."""
+        return {
+            "id": self.pk,
+            **self.as_record(),
+            "timestamp_precise": self.timestamp.isoformat(),
+            "actor_id": self.actor_id,
+            "user_agent": self.user_agent,
+            "extra": self.extra,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+class AuditChainCheck(models.Model):
+    """One run of the chain verifier: the daily review's evidence, and the anchor for the next run.
+
+    Append-only like the events.  The next run checks that the head recorded here is still in
+    place, so cutting events off the end of the chain is caught as well."""
+
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    events = models.BigIntegerField(default=0)
+    head_id = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True, default="")
+    first_bad_id = models.BigIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True, default="")
+    alerts_open = models.IntegerField(default=0)
+    alerts_raised_24h = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"chain check #{self.pk} {'ok' if self.ok else 'BROKEN'} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class SecurityAlert(models.Model):
+    """A rule that fired for one subject; repeats inside the rule's window raise ``count``."""
+
+    rule = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, choices=AlertSeverity.choices)
+    # Never personal data in clear: "user:17", "ip:192.0.2.1", "account:<keyed hash>", "gdpr_request:5".
+    subject = models.CharField(max_length=200)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    count = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="security_alerts"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        indexes = [
+            models.Index(fields=["rule", "subject", "last_seen"], name="audit_alert_rule_subject"),
+            models.Index(fields=["status", "last_seen"], name="audit_alert_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.rule} [{self.severity}] {self.subject} x{self.count}"

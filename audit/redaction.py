@@ -8,8 +8,17 @@ from datetime import UTC, datetime
 # Order matters: cards before phones (a card number also looks like a long phone number).
 _PATTERNS = [
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[email]"),
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[card]"),
-    (re.compile(r"(?i)\b(token|password|passwd|secret|authorization)\b(\s*[=:]\s*|\s+)\S+"), r"\1\2[redacted]"),
+    # A whole run of 13+ digits, so that a card written next to other digits is not cut in two.
+    (re.compile(r"\b\d(?:[ -]?\d){12,}\b"), "[card]"),
+    # A credential's name (also inside a longer name: api_token, Authorization), a separator (after
+    # a closing quote in a dict or JSON), an optional auth scheme, then the value, quoted or bare.
+    (
+        re.compile(
+            r"(?i)\b(\w*(?:token|password|passwd|secret|authorization|bearer|api_?key)\w*)"
+            r"([\"']?\s*[=:]\s*|[\"']?\s+)(?:(?:token|bearer|basic)\s+)?(?:\"[^\"]*\"|'[^']*'|\S+)"
+        ),
+        r"\1\2[redacted]",
+    ),
 ]
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.])\+?\(?\d[\d ().-]{7,}\d\b")
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")

@@ -3,7 +3,9 @@
 from django.contrib import admin
 
 from accounts import policy
-from datasets import blind_index, masking
+from audit import services as audit
+from audit.choices import AuditAction
+from datasets import masking
 from datasets.models import Customer
 from portal.admin_policy import RestrictedReadOnlyAdmin
 
@@ -38,6 +40,22 @@ class CustomerAdmin(RestrictedReadOnlyAdmin):
     def get_list_display(self, request):
         return ["id", "team", *masked_columns(request, self.policy_action), "created_at"]
 
+    # One audit event per page or detail shown, with the ids read (never one per row).
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            ids = [obj.pk for obj in changelist.result_list]
+            action = AuditAction.SEARCH if changelist.query else AuditAction.VIEW
+            audit.record(action, actor=request.user, resource="customer", object_ids=ids, rows=len(ids))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if response.status_code == 200:
+            audit.record(AuditAction.VIEW, actor=request.user, resource="customer", object_ids=[object_id], rows=1)
+        return response
+
     def get_fields(self, request, obj=None):
         # Only masked renderings: the raw model fields would show clear values in view mode.
         return self.get_readonly_fields(request, obj)
@@ -49,4 +67,6 @@ class CustomerAdmin(RestrictedReadOnlyAdmin):
         # Encrypted columns cannot be searched with LIKE: exact email through the blind index.
         if not search_term:
             return queryset, False
-        return queryset.filter(email_index=blind_index.email_index(search_term)), False
+        return queryset.by_email(search_term), False
+
+from datasets import admin_activity  # noqa: E402, F401  (registers the other dataset admins)

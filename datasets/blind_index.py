@@ -34,3 +34,17 @@ def email_index(value: str, key: str | None = None) -> str:
 
 def phone_index(value: str, key: str | None = None) -> str:
     return _hmac(normalize_phone(value), key)
+
+
+def _keys() -> list[str]:
+    """The current key first, then previous keys still valid while ``rotate_keys`` runs."""
+    return [settings.BLIND_INDEX_KEY, *getattr(settings, "BLIND_INDEX_OLD_KEYS", [])]
+
+
+def email_candidates(value: str) -> list[str]:
+    """Index values to look up for an email: one per configured key (rotation without downtime)."""
+    return [v for v in dict.fromkeys(email_index(value, key) for key in _keys()) if v]
+
+
+def phone_candidates(value: str) -> list[str]:
+    return [v for v in dict.fromkeys(phone_index(value, key) for key in _keys()) if v]

@@ -83,6 +83,7 @@ def progress(export: Export) -> dict:
 def render(user, export: Export) -> tuple[bytes, int]:
     """The export's file content and row count, within the user's export scope, masked per role."""
     definition = {"dataset": export.dataset, **export.filters}
+    # filtered_queryset applies the analytics-consent filter: withdrawn subjects are left out.
     rows = report_definitions.filtered_queryset(user, definition, policy.Action.EXPORT).order_by("id")
     masks = policy.masking_for(policy.access(user, policy.Action.EXPORT).role) or {}
     columns = COLUMNS[export.dataset]

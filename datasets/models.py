@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from datasets import blind_index
 from datasets.choices import Device, ExportFormat, ExportStatus, GrantKind, GrantStatus, OrderStatus
-from datasets.querysets import ReportQuerySet, TeamOwnedQuerySet
+from datasets.querysets import CustomerQuerySet, ReportQuerySet, TeamOwnedQuerySet
 from portal.field_crypto import EncryptedCharField, EncryptedEmailField
 
 
@@ -29,9 +29,10 @@ class Customer(models.Model):
     card_token = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    objects = TeamOwnedQuerySet.as_manager()
+    objects = CustomerQuerySet.as_manager()
 
     PERSONAL_FIELDS = ("name", "email", "phone")
+    BLIND_INDEX_FIELDS = ("email_index", "phone_index")
 
     class Meta:
         ordering = ["id"]
@@ -43,7 +44,7 @@ class Customer(models.Model):
         self.refresh_blind_indexes()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "email_index", "phone_index"}
+            kwargs["update_fields"] = {*update_fields, *self.BLIND_INDEX_FIELDS}
         super().save(*args, **kwargs)
 
     def refresh_blind_indexes(self) -> None:
@@ -55,12 +56,15 @@ class Order(models.Model):
     """An order, owned through its customer's team (``team`` is kept equal to the customer's, so
     row-level security and the scope filter use one indexed column)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    # No customer once anonymised by an erasure (GDPR): the order stays for the bookkeeping duty,
+    # without its personal link.  PROTECT: a customer is never deleted with their orders.
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+", editable=False)
     amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
     currency = models.CharField(max_length=3, default="EUR")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
+    anonymised = models.BooleanField(default=False, editable=False)
 
     objects = TeamOwnedQuerySet.as_manager()
 
@@ -72,7 +76,8 @@ class Order(models.Model):
         return f"Order #{self.pk}"
 
     def save(self, *args, **kwargs):
-        self.team_id = self.customer.team_id
+        if self.customer_id is not None:  # an anonymised order keeps the team it had
+            self.team_id = self.customer.team_id
         super().save(*args, **kwargs)
 
 
@@ -186,3 +191,19 @@ class Export(models.Model):
 
     def __str__(self):
         return f"Export {self.id} ({self.dataset}, {self.status})"
+
+
+class KeyRotation(models.Model):
+    """One run of ``rotate_keys``: its checkpoint per model makes it resumable after a crash."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    key_id = models.CharField(max_length=16, help_text="id of the field key being rotated to")
+    checkpoints = models.JSONField(default=dict, help_text="model label -> last primary key done")
+    rows = models.JSONField(default=dict, help_text="model label -> rows re-encrypted")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"Key rotation {self.pk} ({'done' if self.finished_at else 'in progress'})"

@@ -28,6 +28,20 @@ class TeamOwnedQuerySet(models.QuerySet):
         return Q(pk__in=[])
 
 
+class CustomerQuerySet(TeamOwnedQuerySet):
+    """Customers: exact look-ups go through the blind indexes, never through decryption."""
+
+    def by_email(self, value: str):
+        from datasets import blind_index
+
+        return self.filter(email_index__in=blind_index.email_candidates(value))
+
+    def by_phone(self, value: str):
+        from datasets import blind_index
+
+        return self.filter(phone_index__in=blind_index.phone_candidates(value))
+
+
 class ReportQuerySet(TeamOwnedQuerySet):
     """Reports: the table's scopes, plus (for viewing) reports shared with the user or their teams."""
 

@@ -128,9 +128,14 @@ def validate(raw) -> dict:
 
 
 def filtered_queryset(user, definition: dict, action=policy.Action.VIEW):
-    """The definition's rows within the user's scope (for runs and exports alike)."""
+    """The definition's rows within the user's scope (for runs and exports alike).
+
+    Reports and exports are analytics: subjects who withdrew their analytics consent, or whose
+    processing is restricted, are left out (``compliance.selectors.analytics_consented``)."""
+    from compliance.selectors import analytics_consented
+
     spec = DATASETS[definition["dataset"]]
-    queryset = spec.model.objects.restrict(user, action)
+    queryset = analytics_consented(spec.model.objects.restrict(user, action))
     conditions = Q()
     for name, value in definition.get("filters", {}).items():
         conditions &= Q(**{spec.filters[name][0]: value})

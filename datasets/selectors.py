@@ -28,3 +28,31 @@ def grants_visible_to(user):
             mine | Q(team__department_id=department) | Q(customer__team__department_id=department)
         )
     return AccessGrant.objects.filter(mine)
+
+
+def has_unmask_grant(user, customer_id) -> bool:
+    """Whether an approved, unexpired grant lets the user reveal this customer's masked fields."""
+    from django.utils import timezone
+
+    from datasets.choices import GrantKind, GrantStatus
+    from datasets.models import AccessGrant
+
+    return AccessGrant.objects.filter(
+        requester=user,
+        kind=GrantKind.UNMASK_CUSTOMER,
+        customer_id=customer_id,
+        status=GrantStatus.APPROVED,
+        expires_at__gt=timezone.now(),
+    ).exists()
+
+
+def revealable_fields(user, customer_id) -> tuple[str, ...]:
+    """Fields a "reveal" button may be offered for: masked for the user's role, and unmaskable
+    through an active grant on this customer.  ``services.reveal_field`` decides again on use."""
+    from datasets.services import REVEALABLE_FIELDS
+
+    role = policy.access(user, policy.Action.VIEW).role
+    masked = tuple(f for f in REVEALABLE_FIELDS if not policy.field_is_clear(role, f))
+    if not masked or not has_unmask_grant(user, customer_id):
+        return ()
+    return masked

@@ -15,7 +15,7 @@ from accounts import policy
 from accounts.models import Team, User
 from audit import services as audit
 from audit.choices import AuditAction
-from datasets import report_definitions
+from datasets import report_definitions, selectors
 from datasets.choices import GrantKind, GrantStatus
 from datasets.models import AccessGrant, Customer, Report
 
@@ -226,16 +226,7 @@ def reveal_field(user, customer_pk, field: str, reason: str) -> str:
     if customer is None:
         raise NotFound()
     role = policy.access(user, policy.Action.VIEW).role
-    allowed = (
-        policy.field_is_clear(role, field)
-        or AccessGrant.objects.filter(
-            requester=user,
-            kind=GrantKind.UNMASK_CUSTOMER,
-            customer_id=customer.pk,
-            status=GrantStatus.APPROVED,
-            expires_at__gt=timezone.now(),
-        ).exists()
-    )
+    allowed = policy.field_is_clear(role, field) or selectors.has_unmask_grant(user, customer.pk)
     audit.record(
         AuditAction.UNMASK,
         actor=user,

@@ -12,6 +12,9 @@ class ScopedTokenAuthentication(TokenAuthentication):
     def authenticate(self, request):
         result = super().authenticate(request)
         if result is not None:
+            from accounts.services import record_token_use
+
+            record_token_use(result[1])  # one statement; writes at most once a minute per token
             apply_user_scope(result[0])
         return result
 

@@ -80,14 +80,18 @@ class SecurityContextMiddleware:
 
 
 class NoStoreMiddleware:
-    """Personal data must not sit in browser or proxy caches: every dynamic response is no-store."""
+    """Personal data must not sit in browser or proxy caches: every dynamic response is no-store.
+    Also sets the Permissions-Policy header (Django has no setting for it)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        from django.conf import settings
+
         response = self.get_response(request)
         if not request.path.startswith("/static/"):
             response["Cache-Control"] = "no-store"
             response["Pragma"] = "no-cache"
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response

@@ -17,6 +17,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = read_secret("SECRET_KEY")
 CRYPTOGRAPHY_KEY = read_secret("CRYPTOGRAPHY_KEY")
 BLIND_INDEX_KEY = read_secret("BLIND_INDEX_KEY")
+# Previous look-up keys, still searched while `rotate_keys` recomputes the indexes.
+BLIND_INDEX_OLD_KEYS = env.list("BLIND_INDEX_OLD_KEYS", default=[])
 # Previous field keys, still accepted for decryption while `rotate_keys` re-encrypts.
 CRYPTOGRAPHY_OLD_KEYS = env.list("CRYPTOGRAPHY_OLD_KEYS", default=[])
 
@@ -26,7 +28,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[PORTAL_HOST, "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[f"https://{PORTAL_HOST}:{PORTAL_PORT}"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",  # django.contrib.admin with the policy-governed site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,10 +40,16 @@ INSTALLED_APPS = [
     "guardian",
     "auditlog",
     "django_celery_beat",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "accounts",
     "datasets",
     "compliance",
     "audit",
+    "dashboards",
 ]
 
 MIDDLEWARE = [
@@ -52,12 +60,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "audit.middleware.AuditUnitMiddleware",  # outside the request transaction: see its docstring
+    "accounts.middleware.SessionLifetimeMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
     "portal.middleware.SecurityContextMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its answer
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -104,6 +117,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out client is refused before any password check
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -134,6 +148,24 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 if env.bool("PORTAL_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content Security Policy: scripts only from the portal itself, never inline; no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # Django admin and Swagger UI set style attributes; styles cannot run code.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 
 # --- i18n / static --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -251,14 +283,23 @@ ALERT_DEDUPE_MINUTES = env.int("ALERT_DEDUPE_MINUTES", default=60)  # repeats in
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
-EMAIL_HOST_PASSWORD = read_secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="") or (
+    Path(env.str("EMAIL_HOST_PASSWORD_FILE")).read_text(encoding="utf-8").strip()
+    if env.str("EMAIL_HOST_PASSWORD_FILE", default="")
+    else ""
+)
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
 ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="portal-alerts@localhost")
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
-ALERT_WEBHOOK_SECRET = read_secret("ALERT_WEBHOOK_SECRET", default="")
+# Optional: no webhook is sent while unset; when set it must be a real secret (32+ characters).
+ALERT_WEBHOOK_SECRET = (
+    read_secret("ALERT_WEBHOOK_SECRET")
+    if env.str("ALERT_WEBHOOK_SECRET", default="") or env.str("ALERT_WEBHOOK_SECRET_FILE", default="")
+    else ""
+)
 ALERT_WEBHOOK_TIMEOUT = env.int("ALERT_WEBHOOK_TIMEOUT", default=5)
 # Admin viewer: an export or search result is bounded.
 AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=1_000_000)
@@ -266,3 +307,112 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "audit-daily-review": {"task": "audit.tasks.daily_review", "schedule": 24 * 3600.0},
 }
+
+# --- Access: MFA, lockout, sessions ----------------------------------------------------------
+# Every role signs in at the portal page (the admin login page admits staff only).
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+# Browser sessions: idle timeout above (SESSION_COOKIE_AGE, renewed by every request), an
+# absolute lifetime from login (accounts.middleware), and a session table indexed by user so
+# that disabling a user or changing their password or role ends every session at once.
+SESSION_ENGINE = "accounts.sessions"
+SESSION_ABSOLUTE_SECONDS = env.int("SESSION_ABSOLUTE_SECONDS", default=12 * 3600)
+# MFA (django-otp TOTP) for the roles in accounts.policy.MFA_REQUIRED_*; these paths need a
+# verified session (the admin site also checks it itself).
+MFA_REQUIRED_PATHS = ["/admin/"]
+MFA_BACKUP_CODES = 10
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Secure data portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Lockout (django-axes): failures counted per (email, client address), across user agents.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A lock lasts the cool-off from when it began; attempts during it do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "accounts.lockout.username_of"
+AXES_CLIENT_IP_CALLABLE = "portal.middleware.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_VERBOSE = False  # its log lines would name the attempted email
+AXES_SENSITIVE_PARAMETERS = ["username", "email", "otp", "code", "otp_token", "password1", "password2"]
+# API tokens: last use written at most this often per token.
+API_TOKEN_TOUCH_SECONDS = 60
+# Accounts with no login for this many days are disabled by a daily beat task.
+INACTIVE_ACCOUNT_DAYS = env.int("INACTIVE_ACCOUNT_DAYS", default=90)
+# A quarter's access review is due this many days after the quarter begins.
+ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=30)
+# --- end Access ------------------------------------------------------------------------------
+# Celery must not replace the root logger's handlers: workers keep the JSON, redacting handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Compliance: subject requests ------------------------------------------------------------
+# Access packages (encrypted ZIPs) live here; the DPO's download link lasts this long.
+GDPR_PACKAGE_DIR = env.str("GDPR_PACKAGE_DIR", default=str(Path(PORTAL_EXPORT_DIR) / "subject-requests"))
+GDPR_PACKAGE_LINK_SECONDS = env.int("GDPR_PACKAGE_LINK_DAYS", default=7) * 24 * 3600
+# Open requests due within this many days raise a "due soon" alert (overdue ones a high alert).
+GDPR_DUE_SOON_DAYS = env.int("GDPR_DUE_SOON_DAYS", default=7)
+# Orders younger than this are under the bookkeeping duty: an erasure anonymises them (amounts
+# kept, customer link removed); older orders of an erased subject are deleted.
+GDPR_ORDER_RETENTION_DAYS = env.int("GDPR_ORDER_RETENTION_DAYS", default=7 * 365 + 2)
+# Erased subjects (keyed hashes only) are appended here after each erasure, outside the database,
+# so that `manage.py reapply_erasures` still knows them after restoring an older backup.
+# Keep it with (not inside) the backups; empty: no ledger.
+GDPR_ERASURE_LEDGER = env.str("GDPR_ERASURE_LEDGER", default=str(BASE_DIR / "var" / "erasure-ledger.jsonl"))
+# A message not acknowledged this long after delivery (its worker died) is delivered again.
+# Longer than the longest task; erasures and packages take seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **globals().get("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+}
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "compliance-request-deadlines": {
+            "task": "compliance.requests_tasks.check_request_deadlines",
+            "schedule": 24 * 3600.0,
+        },
+        "compliance-requeue-stalled-requests": {
+            "task": "compliance.requests_tasks.requeue_stalled_requests",
+            "schedule": 600.0,
+        },
+    }
+)
+# --- end Compliance: subject requests ---------------------------------------------------------
+
+# --- Compliance: retention and checklist ------------------------------------------------------
+from celery.schedules import crontab  # noqa: E402 - kept inside this block
+
+# Keyed pseudonyms of the analysts' extract (HMAC-SHA256); its own secret, never the blind-index
+# key, so extracts cannot be joined with the database's look-up columns.
+PSEUDONYM_KEY = read_secret("PSEUDONYM_KEY")
+# Retention applies its policies in batches of at most this many rows per transaction (<= 10,000)
+# and may pause between batches to spare a busy primary.
+RETENTION_BATCH_SIZE = min(env.int("RETENTION_BATCH_SIZE", default=10_000), 10_000)
+RETENTION_BATCH_PAUSE_MS = env.int("RETENTION_BATCH_PAUSE_MS", default=0)
+# A policy is enabled only on a preview younger than this.
+RETENTION_PREVIEW_VALID_HOURS = env.int("RETENTION_PREVIEW_VALID_HOURS", default=24)
+# verify_backup: connection (must bypass row-level security; default: the owner's DATABASE_URL),
+# client tools directory (default: matched to the server's major version), sampled values per
+# encrypted column, and a time limit per tool run.
+BACKUP_DATABASE_URL = env.str("BACKUP_DATABASE_URL", default="")
+BACKUP_PG_BIN_DIR = env.str("BACKUP_PG_BIN_DIR", default="")
+BACKUP_VERIFY_SAMPLE = env.int("BACKUP_VERIFY_SAMPLE", default=50)
+BACKUP_VERIFY_TIMEOUT = env.int("BACKUP_VERIFY_TIMEOUT_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "compliance-retention-nightly": {
+            "task": "compliance.governance_tasks.apply_retention",
+            "schedule": crontab(hour=2, minute=30),
+        },
+        "compliance-checklist-monthly": {
+            "task": "compliance.governance_tasks.take_monthly_snapshot",
+            "schedule": crontab(day_of_month=1, hour=6, minute=0),
+        },
+        "compliance-verify-backup-monthly": {
+            "task": "compliance.governance_tasks.verify_backup",
+            "schedule": crontab(day_of_month=1, hour=3, minute=0),
+        },
+    }
+)
+# --- end Compliance: retention and checklist --------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
 SECRETS_FILE = VAR / "secrets.env"
-SECRET_NAMES = ["SECRET_KEY", "CRYPTOGRAPHY_KEY", "BLIND_INDEX_KEY"]
+SECRET_NAMES = ["SECRET_KEY", "CRYPTOGRAPHY_KEY", "BLIND_INDEX_KEY", "PSEUDONYM_KEY"]
 
 
 def ensure_secrets() -> None:
@@ -29,6 +29,13 @@ def ensure_secrets() -> None:
             for name in SECRET_NAMES:
                 handle.write(f"{name}={secrets.token_urlsafe(48)}\n")
     SECRETS_FILE.chmod(0o600)
+    # A secret added to the portal later is appended to an existing file (the others stay).
+    present = {line.partition("=")[0] for line in SECRETS_FILE.read_text().splitlines()}
+    missing = [name for name in SECRET_NAMES if name not in present]
+    if missing:
+        with SECRETS_FILE.open("a") as handle:
+            for name in missing:
+                handle.write(f"{name}={secrets.token_urlsafe(48)}\n")
     for line in SECRETS_FILE.read_text().splitlines():
         name, _, value = line.partition("=")
         if name and not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):

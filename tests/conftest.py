@@ -6,7 +6,6 @@ The schema owner (alias ``owner``) creates and migrates the test database; the a
 
 import pytest
 from django.db import connections
-from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.policy import Role
@@ -59,9 +58,15 @@ def org(db):
     return Org()
 
 
-def token_client(user) -> APIClient:
-    """An API client authenticated with a real knox token for ``user``."""
-    _, token = AuthToken.objects.create(user)
+def token_client(user, *, mfa: bool = True) -> APIClient:
+    """An API client authenticated with a real knox token for ``user``.
+
+    By default the token is one issued after a verified one-time code (what ``POST
+    /api/v1/auth/token/`` with ``otp`` gives a user whose role needs MFA); ``mfa=False`` gives a
+    password-only token, which reads but neither writes nor exports for such users."""
+    from accounts import services
+
+    _, token = services.issue_token(user, mfa_verified=mfa)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
@@ -70,3 +75,12 @@ def token_client(user) -> APIClient:
 @pytest.fixture
 def api_as():
     return token_client
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so that fixtures (the browser's) can tell at
+    teardown whether the test failed, e.g. to save a screenshot to test-artifacts/."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -102,3 +102,45 @@ class ReportFactory(factory.django.DjangoModelFactory):
     def _create(cls, model_class, *args, **kwargs):
         with scoped(system=True):
             return super()._create(model_class, *args, **kwargs)
+
+
+# --- MFA and the real browser sign-in ---------------------------------------------------------
+
+
+def give_authenticator(user):
+    """A confirmed TOTP authenticator for the user (as if enrolled)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="Authenticator", confirmed=True)
+
+
+def totp_code(device) -> str:
+    """The device's current code.  A code is accepted once per 30-second step; a test that signs
+    the same user in twice within one step rewinds the device's last step (a person would wait)."""
+    import time
+
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    type(device).objects.filter(pk=device.pk).update(last_t=-1, throttling_failure_count=0)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return f"{totp.token():0{device.digits}d}"
+
+
+def browser_login(user, *, client=None, password=PASSWORD, verify: bool = True):
+    """Sign in through the real pages: password at /accounts/login/, then (for roles that need
+    MFA) a TOTP code at /accounts/mfa/verify/.  Returns the client."""
+    from django.test import Client
+
+    from accounts import policy
+
+    client = client or Client()
+    response = client.post("/accounts/login/", {"username": user.email, "password": password})
+    assert response.status_code == 302, response.content
+    if verify and policy.requires_mfa(user):
+        device = give_authenticator(user)
+        response = client.post("/accounts/mfa/verify/", {"code": totp_code(device)})
+        assert response.status_code == 302, response.content
+    return client

@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import policy
+from accounts.permissions import MfaSatisfied
 from datasets import exports
 from datasets.api.permissions import PolicyAllows
 from datasets.api.serializers import ExportSerializer
@@ -18,7 +19,7 @@ from portal.task_queue import enqueue, ensure_available
 
 class ExportViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ExportSerializer
-    permission_classes = [IsAuthenticated, PolicyAllows]
+    permission_classes = [IsAuthenticated, PolicyAllows, MfaSatisfied]
     policy_action = policy.Action.EXPORT
 
     def get_queryset(self):

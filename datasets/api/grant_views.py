@@ -7,6 +7,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import MfaSatisfied
 from datasets import services
 from datasets.api.serializers import (
     AccessGrantRequestSerializer,
@@ -21,7 +22,7 @@ class AccessGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     """Own requests, plus the requests the caller may decide."""
 
     serializer_class = AccessGrantSerializer
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, MfaSatisfied]
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
@@ -62,7 +63,7 @@ class AccessGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class RevealView(APIView):
     """POST /api/v1/customers/{id}/reveal/ {field, reason}: one clear value, audited."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, MfaSatisfied]
 
     @extend_schema(
         request=RevealSerializer,

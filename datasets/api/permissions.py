@@ -3,6 +3,8 @@
 from rest_framework.permissions import BasePermission
 
 from accounts import policy
+from audit import services as audit
+from audit.choices import AuditAction
 
 
 class PolicyAllows(BasePermission):
@@ -12,4 +14,15 @@ class PolicyAllows(BasePermission):
 
     def has_permission(self, request, view):
         action = getattr(view, "policy_action_for", lambda: view.policy_action)()
-        return bool(request.user and request.user.is_authenticated) and policy.can(request.user, action)
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if policy.can(request.user, action):
+            return True
+        audit.record(
+            AuditAction.PERMISSION_DENIED,
+            actor=request.user,
+            resource=getattr(view, "basename", "") or type(view).__name__,
+            success=False,
+            reason=f"policy refuses {action}",
+        )
+        return False

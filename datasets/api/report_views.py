@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import policy
+from accounts.permissions import MfaSatisfied
 from audit import services as audit
 from audit.choices import AuditAction
 from datasets import report_definitions, services
@@ -28,7 +29,8 @@ def _shape_checked(data) -> dict:
 
 class ReportViewSet(viewsets.ModelViewSet):
     serializer_class = ReportSerializer
-    permission_classes = [IsAuthenticated, PolicyAllows]
+    permission_classes = [IsAuthenticated, PolicyAllows, MfaSatisfied]
+    mfa_read_actions = ("run",)  # running a report reads; creating, editing, sharing write
     policy_action = policy.Action.VIEW
     lookup_value_regex = r"[0-9]{1,18}"
 

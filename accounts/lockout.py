@@ -1,0 +1,42 @@
+"""django-axes glue: which name an attempt is counted against, and the answer to a locked-out client.
+
+Attempts are counted per (normalised email, client address); the lockout answer is the same
+whether the account exists or not, and for the API it is JSON.
+"""
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
+
+
+def username_of(request, credentials: dict | None) -> str | None:
+    """The attempted email, lower-cased, from the credentials or the posted form.
+
+    The admin and portal login forms post ``username``; the token endpoint authenticates with
+    ``email``; both count against the same name."""
+    credentials = credentials or {}
+    name = credentials.get("email") or credentials.get("username")
+    if not name and request is not None and request.method == "POST":
+        name = request.POST.get("email") or request.POST.get("username")
+    name = str(name or "").strip().lower()
+    return name[:254] or None
+
+
+def lockout_minutes() -> int:
+    return int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+
+
+LOCKOUT_MESSAGE = "Too many failed attempts. Try again in {minutes} minutes."
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    message = LOCKOUT_MESSAGE.format(minutes=lockout_minutes())
+    status = settings.AXES_HTTP_RESPONSE_CODE
+    retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=status)
+    else:
+        response = TemplateResponse(request, "accounts/locked_out.html", {"message": message}, status=status)
+        response.render()
+    response["Retry-After"] = retry_after
+    return response

@@ -1,0 +1,420 @@
+"""The audit viewer: read-only events and change history, alerts, chain checks, investigations.
+
+Who sees what comes from ``accounts.policy`` (Admin: everything; DPO duty: GDPR events).  Every
+list, filter and search is an index range: no LIKE, no date hierarchy, no DISTINCT over the
+table, and result counts are bounded so that a page never counts a million rows."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, time, timedelta
+
+from auditlog.models import LogEntry
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Max
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.functional import cached_property
+
+from accounts import policy
+from audit import selectors
+from audit import services as audit
+from audit.choices import AuditAction
+from audit.models import AuditChainCheck, AuditEvent, SecurityAlert
+
+COUNT_CAP = 10_000
+EXPORT_BATCH = 2000
+
+
+class BoundedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows: pages past the cap still work, the total reads "10000+"."""
+
+    @cached_property
+    def count(self):
+        return self.object_list[: COUNT_CAP + 1].count()
+
+
+def parse_moment(value: str, *, end: bool = False) -> datetime | None:
+    """An ISO datetime (UTC if no zone) or a date (its start; with ``end``, the next day's start)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise ValueError(f"not a date or time: {value[:40]!r}")
+        moment = datetime.combine(day + timedelta(days=1) if end else day, time.min)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ExactValueFilter(admin.SimpleListFilter):
+    """A filter on one column's exact value: a few common values listed, any value accepted."""
+
+    field = ""
+    common: tuple = ()
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in self.common]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class ResourceFilter(ExactValueFilter):
+    title = "resource"
+    parameter_name = "resource"
+    field = "resource"
+    common = ("customer", "session", "api_token", "user", "report", "security_alert", "audit_event")
+
+
+class ActorFilter(admin.SimpleListFilter):
+    title = "actor (exact id or email)"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        return [(str(request.user.pk), "me")]
+
+    def queryset(self, request, queryset):
+        return selectors.by_actor(queryset, self.value()) if self.value() else queryset
+
+
+class _MomentFilter(admin.SimpleListFilter):
+    end = False
+
+    def lookups(self, request, model_admin):
+        now = datetime.now(UTC).replace(microsecond=0)
+        return [((now - delta).isoformat(), label) for delta, label in self.presets]
+
+    def queryset(self, request, queryset):
+        try:
+            moment = parse_moment(self.value() or "", end=self.end)
+        except ValueError:
+            return queryset.none()
+        if moment is None:
+            return queryset
+        return queryset.filter(timestamp__lt=moment) if self.end else queryset.filter(timestamp__gte=moment)
+
+
+class SinceFilter(_MomentFilter):
+    title = "from (ISO date or time)"
+    parameter_name = "from"
+    presets = [
+        (timedelta(hours=1), "last hour"),
+        (timedelta(days=1), "last 24 hours"),
+        (timedelta(days=7), "last 7 days"),
+    ]
+
+
+class UntilFilter(_MomentFilter):
+    title = "until (ISO date or time)"
+    parameter_name = "to"
+    end = True
+    presets = [(timedelta(0), "now"), (timedelta(days=1), "24 hours ago")]
+
+
+class ReadOnlyAuditAdmin(admin.ModelAdmin):
+    """No add, change or delete, whoever asks; reading is the policy's answer."""
+
+    actions = None
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+
+    def may_read(self, request) -> bool:
+        return policy.may_read_change_history(request.user)
+
+    def has_module_permission(self, request):
+        return self.may_read(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_read(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAuditAdmin):
+    list_display = ["id", "timestamp", "action", "actor_email", "resource", "rows", "success", "ip_address"]
+    list_filter = ["action", "success", ResourceFilter, ActorFilter, SinceFilter, UntilFilter]
+    search_fields = ["actor_email"]  # exact, see get_search_results
+    search_help_text = "Exact actor id or email; or a request id"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    change_list_template = "admin/audit/auditevent/change_list.html"
+
+    def may_read(self, request) -> bool:
+        return policy.audit_view(request.user) != policy.AuditView.NONE
+
+    def get_queryset(self, request):
+        return selectors.visible_events(request.user)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        if not term:
+            return queryset, False
+        if len(term) == 32 and all(c in "0123456789abcdef" for c in term):
+            return queryset.filter(request_id=term), False
+        return selectors.by_actor(queryset, term), False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("investigate/user/", view(self.user_activity_view), name="audit_user_activity"),
+            path("investigate/customer/", view(self.customer_view), name="audit_customer_touches"),
+            path("export/", view(self.export_view), name="audit_export"),
+            *super().get_urls(),
+        ]
+
+    def _guard(self, request):
+        if not self.may_read(request):
+            raise PermissionDenied
+
+    def _render(self, request, title, events, **extra):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "events": events,
+            "limit": COUNT_CAP,
+            **extra,
+        }
+        return TemplateResponse(request, "admin/audit/investigation.html", context)
+
+    def user_activity_view(self, request):
+        """Everything one user did between two times."""
+        self._guard(request)
+        actor = request.GET.get("actor", "")
+        try:
+            start = parse_moment(request.GET.get("from", ""))
+            end = parse_moment(request.GET.get("to", ""), end=True)
+        except ValueError as exc:
+            return HttpResponseBadRequest(str(exc))
+        events = list(selectors.user_activity(request.user, actor, start, end)[:COUNT_CAP]) if actor else []
+        if actor:
+            audit.record(
+                AuditAction.SEARCH, actor=request.user, resource="audit_event", rows=len(events), reason="user activity"
+            )
+        return self._render(request, "Everything one user did", events, form="user", actor=actor, start=start, end=end)
+
+    def customer_view(self, request):
+        """Everyone who touched one customer, and the customer's change history."""
+        self._guard(request)
+        raw = request.GET.get("customer", "").strip()
+        if raw and not (raw.isdigit() and len(raw) <= 18):
+            return HttpResponseBadRequest("customer must be an id")
+        events = list(selectors.customer_touches(request.user, int(raw))[:COUNT_CAP]) if raw else []
+        changes = list(selectors.customer_changes(request.user, int(raw))[:COUNT_CAP]) if raw else []
+        if raw:
+            audit.record(
+                AuditAction.SEARCH,
+                actor=request.user,
+                resource="audit_event",
+                object_ids=[raw],
+                rows=len(events),
+                reason="customer touches",
+            )
+        people = sorted({(e.actor_id, e.actor_email) for e in events if e.actor_id is not None})
+        return self._render(
+            request,
+            "Everyone who touched one customer",
+            events,
+            form="customer",
+            customer=raw,
+            people=people,
+            changes=changes,
+        )
+
+    def export_view(self, request):
+        """A period as CSV or JSON Lines (for a SIEM), streamed in id order, bounded in size."""
+        self._guard(request)
+        fmt = request.GET.get("format", "jsonl")
+        if fmt not in ("csv", "jsonl"):
+            return HttpResponseBadRequest("format is csv or jsonl")
+        try:
+            start = parse_moment(request.GET.get("from", ""))
+            end = parse_moment(request.GET.get("to", ""), end=True)
+        except ValueError as exc:
+            return HttpResponseBadRequest(str(exc))
+        if start is None or end is None:
+            return HttpResponseBadRequest("from and to are required")
+        events = selectors.between(selectors.visible_events(request.user), start, end)
+        if request.GET.get("actor"):
+            events = selectors.by_actor(events, request.GET["actor"])
+        # Fixed before streaming: the rows counted (and audited) are the rows sent.
+        rows = events.count()
+        limit = settings.AUDIT_EXPORT_MAX_ROWS
+        if rows > limit:
+            return HttpResponseBadRequest(f"{rows} events in that period; export at most {limit} at a time")
+        last_id = events.aggregate(last=Max("id"))["last"] or 0
+        audit.record(
+            AuditAction.EXPORT_DATA,
+            actor=request.user,
+            resource="audit_event",
+            rows=rows,
+            extra={"format": fmt, "from": start.isoformat(), "to": end.isoformat()},
+        )
+        stream = _stream(events.filter(id__lte=last_id), fmt)
+        content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        response = StreamingHttpResponse(stream, content_type=f"{content_type}; charset=utf-8")
+        stamp = f"{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}"
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+        return response
+
+
+EXPORT_COLUMNS = [
+    "id",
+    "timestamp",
+    "actor_id",
+    "actor_email",
+    "action",
+    "resource",
+    "object_ids",
+    "rows",
+    "ip_address",
+    "user_agent",
+    "request_id",
+    "success",
+    "reason",
+    "extra",
+    "prev_hash",
+    "hash",
+]
+
+
+def _batches(events):
+    """Keyset pages in id order: each a short query of its own (the response outlives the
+    request's transaction, so no cursor is held open across it)."""
+    last = 0
+    while True:
+        batch = list(events.filter(id__gt=last).order_by("id")[:EXPORT_BATCH])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1].pk
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_value(value):
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _stream(events, fmt):
+    if fmt == "csv":
+        yield _csv_line(EXPORT_COLUMNS)
+    for batch in _batches(events):
+        for event in batch:
+            if fmt == "csv":
+                yield _csv_line([_csv_value(getattr(event, column)) for column in EXPORT_COLUMNS])
+            else:
+                yield json.dumps(event.as_export(), sort_keys=True, default=str) + "\n"
+
+
+# --- Change history (django-auditlog): read-only for the change-history readers -------------
+if admin.site.is_registered(LogEntry):
+    admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class ChangeHistoryAdmin(ReadOnlyAuditAdmin):
+    list_display = ["id", "timestamp", "content_type", "object_pk", "action", "actor_email", "remote_addr"]
+    list_filter = ["action", ActorFilter, SinceFilter, UntilFilter]
+    list_select_related = ["content_type"]
+    search_fields = ["object_pk"]  # exact, see get_search_results
+    search_help_text = "Exact object id"
+    readonly_fields = [
+        "timestamp",
+        "content_type",
+        "object_pk",
+        "object_repr",
+        "action",
+        "changes",
+        "actor",
+        "actor_email",
+        "remote_addr",
+        "cid",
+        "additional_data",
+    ]
+    fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        return (queryset.filter(object_pk=term), False) if term else (queryset, False)
+
+
+# ActorFilter on LogEntry: the actor column there is a foreign key plus the email at the time.
+class _LogEntryActorFilter(ActorFilter):
+    def queryset(self, request, queryset):
+        term = (self.value() or "").strip()
+        if not term:
+            return queryset
+        if term.isdigit():
+            return queryset.filter(actor_id=int(term))
+        return queryset.filter(actor_email=term.lower())
+
+
+ChangeHistoryAdmin.list_filter = ["action", _LogEntryActorFilter, SinceFilter, UntilFilter]
+
+
+@admin.register(SecurityAlert)
+class SecurityAlertAdmin(admin.ModelAdmin):
+    """Alerts are raised by the rules; people acknowledge, assign and resolve them."""
+
+    list_display = ["id", "rule", "severity", "subject", "count", "status", "assignee", "first_seen", "last_seen"]
+    list_filter = ["status", "severity", "rule"]
+    list_select_related = ["assignee"]
+    fields = ["rule", "severity", "subject", "count", "first_seen", "last_seen", "detail", "status", "assignee"]
+    readonly_fields = ["rule", "severity", "subject", "count", "first_seen", "last_seen", "detail"]
+    actions = None
+
+    def has_module_permission(self, request):
+        return policy.may_manage_alerts(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return policy.may_manage_alerts(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return policy.may_manage_alerts(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee":
+            from accounts.models import User
+
+            kwargs["queryset"] = User.objects.filter(is_active=True, is_staff=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(AuditChainCheck)
+class AuditChainCheckAdmin(ReadOnlyAuditAdmin):
+    list_display = ["id", "checked_at", "ok", "events", "head_id", "first_bad_id", "alerts_open", "alerts_raised_24h"]
+    list_filter = ["ok"]
+    readonly_fields = [f.name for f in AuditChainCheck._meta.fields]

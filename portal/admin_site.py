@@ -1,0 +1,51 @@
+"""The admin site: staff roles only, after a second factor for the roles that need one, and
+every library model admin governed by the policy's admin table.
+
+Admin classes written in this project ask the policy themselves (``portal.admin_policy``);
+admin classes that come from libraries (auth groups, celery beat, axes, auditlog, ...) would fall
+back to Django model permissions, so each is registered behind ``PolicyTableAdminMixin``: a model
+missing from ``accounts.policy.ADMIN_SITE_MODELS`` is shown to nobody, superusers included.
+"""
+
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import admin
+
+from accounts import policy, selectors
+from portal.admin_policy import PolicyTableAdminMixin
+
+
+def is_project_admin(admin_class) -> bool:
+    """Whether the class was written in this project (not in an installed library)."""
+    module = sys.modules.get(admin_class.__module__)
+    path = Path(getattr(module, "__file__", None) or "/").resolve()
+    return Path(settings.BASE_DIR).resolve() in path.parents and "site-packages" not in path.parts
+
+
+class PortalAdminSite(admin.AdminSite):
+    site_header = "Secure data portal"
+    site_title = "Secure data portal"
+
+    def has_permission(self, request):
+        user = request.user
+        if not super().has_permission(request):
+            return False
+        return not policy.requires_mfa(user) or selectors.session_is_verified(user)
+
+    def get_app_list(self, request, app_label=None):
+        # The login page lists no models: nothing is asked of model admins for a visitor.
+        if not self.has_permission(request):
+            return []
+        return super().get_app_list(request, app_label)
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not is_project_admin(admin_class):
+            admin_class = type(
+                f"Policy{admin_class.__name__}",
+                (PolicyTableAdminMixin, admin_class),
+                {"__module__": __name__, "policy_wraps": admin_class},
+            )
+        return super().register(model_or_iterable, admin_class, **options)
