@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test lint format install install-dev browser migrate manage bench clean
+.PHONY: run test lint format install install-dev browser migrate manage bench bench-dashboard clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -25,7 +25,11 @@ install-dev: $(VENV)/.dev
 run: install
 	$(SERVICES) $(BIN)/python scripts/run_portal.py
 
-test: install-dev
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: install-dev browser
 	$(SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -45,6 +49,9 @@ manage: install
 
 bench: install-dev
 	$(SERVICES) $(BIN)/python bench/customer_api.py $(BENCH_ARGS)
+
+bench-dashboard: install-dev
+	$(SERVICES) $(BIN)/python bench/dashboard_rls.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

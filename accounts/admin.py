@@ -288,3 +288,5 @@ class AccessReviewAdmin(PolicyTableAdminMixin, admin.ModelAdmin):
                 errors.append(f"{line.subject}: {exc}")
         for error in errors:
             self.message_user(request, error, messages.ERROR)
+        # The admin's change message reads what a formset save would have set.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []

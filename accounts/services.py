@@ -347,7 +347,9 @@ def create_access_reviews(today: date | None = None) -> list[AccessReview]:
     """This quarter's review for every reviewer who has none yet (idempotent: run daily)."""
     today = today or timezone.localdate()
     period, start = quarter_of(today)
-    due = start + timedelta(days=settings.ACCESS_REVIEW_DUE_DAYS)
+    # Due a fixed time after the quarter began, or after creation for a review made late in it
+    # (a new manager): never overdue on the day it appears.
+    due = max(start, today) + timedelta(days=settings.ACCESS_REVIEW_DUE_DAYS)
     created = []
     reviewers = User.objects.filter(is_active=True, groups__name__in=[r.value for r in policy.ACCESS_REVIEWER_ROLES])
     for reviewer in reviewers.exclude(access_reviews__period=period).distinct().order_by("pk"):

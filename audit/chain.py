@@ -7,12 +7,12 @@ concurrent writers (web threads, workers, hosts) still build one unbroken chain 
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 
 from django.db import connections, transaction
-from psycopg import sql
 
 from audit.models import AuditChainCheck, AuditEvent
 
@@ -55,19 +55,62 @@ def values_of(event: AuditEvent) -> dict:
     return {name: getattr(event, name) for name in HASHED_FIELDS}
 
 
+class _Ticket:
+    def __init__(self, events):
+        self.events = events
+        self.done = False
+        self.error: BaseException | None = None
+
+
+# Group commit: the chain serialises appends up to their COMMIT, so one writer at a time would
+# pay one WAL flush per event.  Threads of a process that append at the same moment are
+# combined: whoever holds the leader lock writes every pending event in one transaction.
+_leader = threading.Lock()
+_pending_lock = threading.Lock()
+_pending: list[_Ticket] = []
+
+
 def append(events: list[AuditEvent], using: str = DATABASE) -> list[AuditEvent]:
-    """Chain and insert ``events`` in one short transaction (one INSERT for all of them)."""
+    """Chain and insert ``events``, committed when this returns.
+
+    Outside a transaction, concurrent callers in this process share one transaction (group
+    commit).  Inside one (a caller's atomic block), the events join that transaction alone."""
     if not events:
         return events
-    table = sql.Identifier(AuditEvent._meta.db_table)
+    if connections[using].in_atomic_block:
+        return _append_now(events, using)
+    ticket = _Ticket(events)
+    with _pending_lock:
+        _pending.append(ticket)
+    with _leader:
+        if not ticket.done:
+            with _pending_lock:
+                batch = list(_pending)
+                _pending.clear()
+            try:
+                _append_now([event for t in batch for event in t.events], using)
+            except BaseException as exc:
+                for t in batch:
+                    t.error = exc
+                raise
+            finally:
+                for t in batch:
+                    t.done = True
+    if ticket.error is not None:
+        raise ticket.error
+    return events
+
+
+def _append_now(events: list[AuditEvent], using: str) -> list[AuditEvent]:
+    """Chain and insert ``events`` in one short transaction (one INSERT for all of them)."""
     with transaction.atomic(using=using):
         with connections[using].cursor() as cursor:
-            # Held to the end of the transaction: the next writer reads this one's head.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-            # A new statement, so a new snapshot: the previous holder's commit is visible.
-            cursor.execute(sql.SQL("SELECT hash FROM {} ORDER BY id DESC LIMIT 1").format(table))
+            # The advisory lock is held to the end of the transaction, so the next writer reads
+            # this one's head; the head is read after the lock, under a fresh snapshot
+            # (audit_chain_lock_head, migration 0003).
+            cursor.execute("SELECT audit_chain_lock_head(%s)", [CHAIN_LOCK_KEY])
             row = cursor.fetchone()
-        previous = row[0] if row else GENESIS
+        previous = row[0] if row and row[0] else GENESIS
         for event in events:
             event.prev_hash = previous
             event.hash = event_hash(values_of(event))

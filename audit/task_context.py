@@ -33,11 +33,14 @@ def _check(value, path: str) -> None:
             _check(item, f"{path}[{index}]")
 
 
+def check_arguments(args, kwargs) -> None:
+    """Refuse task arguments that look like personal data (called by ScopedTask.apply_async:
+    Celery swallows exceptions raised in publish signals)."""
+    _check(list(args or ()), "args")
+    _check(dict(kwargs or {}), "kwargs")
+
+
 def _before_publish(sender=None, body=None, headers=None, **kwargs):
-    # Protocol 2: body is (args, kwargs, embed).
-    if isinstance(body, tuple | list) and len(body) >= 2:
-        _check(list(body[0]), "args")
-        _check(dict(body[1]), "kwargs")
     if headers is not None:
         request_id = current_request_id()
         if request_id != "-":

@@ -484,9 +484,7 @@ def time_calls(function, repeats: int = 30) -> float:
 
 def print_fixed_costs(analyst, team_ids) -> None:
     """Per-call costs that do not grow with the data: the security context and the ORM itself."""
-    from accounts import policy
     from bench.baseline import owner_orders
-    from datasets.models import Order
     from portal.security_context import scoped
 
     def scope_alone():
@@ -497,21 +495,13 @@ def print_fixed_costs(analyst, team_ids) -> None:
         queryset = owner_orders(team_ids)
         return queryset.count(), list(queryset[:PAGE_SIZE])
 
-    def build_page_instances():
-        return list(Order.objects.restrict(analyst, policy.Action.VIEW).order_by("id").none()) or [
-            Order(id=n, customer_id=1, team_id=team_ids[0], amount=1) for n in range(PAGE_SIZE)
-        ]
-
+    costs = [
+        ("scoped(analyst) alone: BEGIN, save/set/restore the scope (3 statements), COMMIT", scope_alone),
+        ("ORM count + 100 Order instances on the owner alias (no RLS, no scope)", orm_on_owner),
+    ]
     print("\nfixed costs per call (medians of 30):")
-    print(
-        f"  scoped(analyst) alone: BEGIN, save/set/restore scope (3 statements), COMMIT  {time_calls(scope_alone):6.2f} ms"
-    )
-    print(
-        f"  ORM count + 100 instances on the owner alias (no RLS, no scope)           {time_calls(orm_on_owner):6.2f} ms"
-    )
-    print(
-        f"  restrict() + building 100 Order instances in Python, no SQL               {time_calls(build_page_instances):6.2f} ms"
-    )
+    for label, function in costs:
+        print(f"  {label:<82} {time_calls(function):6.2f} ms")
 
 
 def print_plans(analyst, team_ids, orm_secured, aggregate_secured) -> None:

@@ -326,7 +326,10 @@ def _erase_grants(run: _Run, ids: list[int]) -> None:
         return
     values = []
     for customer in Customer.objects.filter(pk__in=ids).only("name", "email", "phone"):
-        values += [customer.name, customer.email, customer.phone]
+        # The text is about this customer: each part of the name (an earlier spelling may be
+        # quoted) and the email's local part go too.
+        values += [customer.name, customer.email, customer.phone, customer.email.split("@")[0]]
+        values += customer.name.split()
     values = sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True)
     for pk, reason, note in grants:
         AccessGrant.objects.filter(pk=pk).update(

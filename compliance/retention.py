@@ -95,7 +95,8 @@ def _pending(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.C
 
 def _batch_statement(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.Composed, list]:
     """One statement per batch; returns (max id handled, rows removed, rows archived/anonymised,
-    sha256 of the ids handled).  Parameters: cutoff, pending params, after id, limit, [extra]."""
+    sha256 of the ids handled).  Parameters: cutoff, pending params, after id, limit, then the run
+    id and archive time (archive) or the anonymised values (anonymise)."""
     model = spec.model
     table, pk = _table(model), _ident(model, model._meta.pk.name)
     pending, pending_params = _pending(spec, action, age_field)
@@ -237,6 +238,18 @@ def disable(policy: RetentionPolicy, *, actor=None) -> None:
 RULE_FIELDS = ("dataset", "age_field", "max_age_days", "action")
 
 
+def ensure_default_policies() -> list[RetentionPolicy]:
+    """The seed's defaults, created disabled if missing (the migration does the same)."""
+    from compliance.retention_datasets import DEFAULT_POLICIES
+
+    return [
+        RetentionPolicy.objects.get_or_create(
+            dataset=default["dataset"], defaults={k: v for k, v in default.items() if k != "dataset"}
+        )[0]
+        for default in DEFAULT_POLICIES
+    ]
+
+
 def save_policy(policy: RetentionPolicy, changed: set[str]) -> bool:
     """Save an edited policy; a changed rule is disabled until previewed again.  Returns whether it was."""
     disabled = bool(policy.enabled and changed & set(RULE_FIELDS))
@@ -307,6 +320,8 @@ def _one_batch(run: RetentionRun, limit: int) -> int:
     params = [run.cutoff, *pending_params, run.cursor_id, limit]
     if action == RetentionAction.ARCHIVE:
         params += [run.pk, timezone.now()]
+    elif action == RetentionAction.ANONYMISE:
+        params += [value for _, value in _anonymise_values(spec)]
     started = time.perf_counter()
     with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
         cursor.execute(statement, params)
@@ -443,8 +458,14 @@ def _finish(run: RetentionRun, status: str, note: str = "") -> RetentionRun:
     return run
 
 
-def run_policy(policy: RetentionPolicy, *, trigger: str = RunTrigger.COMMAND, actor=None) -> RetentionRun | None:
-    """Apply (or resume) one policy to the end.  None: another worker holds the policy."""
+def run_policy(
+    policy: RetentionPolicy, *, trigger: str = RunTrigger.COMMAND, actor=None, closed: list | None = None
+) -> RetentionRun | None:
+    """Apply (or resume) one policy to the end.  None: another worker holds the policy.
+
+    An unfinished run of an older version of the rule is closed (stopped, with its proof) rather
+    than resumed: a longer maximum age must not be overridden by a run started under a shorter
+    one.  Closed runs are appended to ``closed``."""
     if connections[DATABASE].in_atomic_block:
         raise RuntimeError("retention runs its own short transactions: call it outside transaction.atomic()")
     pause = max(0, int(getattr(settings, "RETENTION_BATCH_PAUSE_MS", 0))) / 1000
@@ -453,6 +474,11 @@ def run_policy(policy: RetentionPolicy, *, trigger: str = RunTrigger.COMMAND, ac
         if not got:
             logger.info("retention policy %s is being applied by another worker", policy.pk)
             return None
+        stale = RetentionRun.objects.filter(policy=policy, status=RunStatus.RUNNING).first()
+        if stale is not None and stale.rule != _rule_of(policy):
+            stopped = _finish(stale, RunStatus.STOPPED, "stopped: the rule changed before the run finished")
+            if closed is not None:
+                closed.append(stopped)
         run = _start_or_resume(policy, trigger, actor)
         try:
             while True:
@@ -501,7 +527,7 @@ def run_due(*, trigger: str = RunTrigger.SCHEDULE, actor=None, datasets: list[st
             if policy.legal_hold:
                 logger.info("retention policy %s skipped: legal hold", policy.pk)
             continue
-        run = run_policy(policy, trigger=trigger, actor=actor)
+        run = run_policy(policy, trigger=trigger, actor=actor, closed=runs)
         if run is not None:
             runs.append(run)
     return runs

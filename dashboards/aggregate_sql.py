@@ -4,8 +4,11 @@ aggregates only, with small groups suppressed in SQL.
 Executive transactions see no row (``portal_executive`` has no row-level-security policy).  These
 functions run as ``portal_aggregates``, a NOLOGIN role that no portal role can SET ROLE to, with
 SELECT on the few non-personal columns they aggregate (never a name, email or phone column) and a
-read-only policy on the three tables.  EXECUTE is revoked from PUBLIC and granted to the roles in
+read-only policy on those tables.  EXECUTE is revoked from PUBLIC and granted to the roles in
 ``accounts.policy.SANCTIONED_AGGREGATE_ROLES`` only.
+
+Subjects who withdrew their analytics consent or whose processing is restricted are left out, as
+``compliance.selectors.analytics_consented`` leaves them out of every other analytics path.
 
 Suppression, in SQL: a figure that counts people, or that is computed over a group of people,
 is NULL (shown "<5") when the group has 1..threshold-1 distinct subjects (primary).  Within each
@@ -28,8 +31,17 @@ COLUMN_GRANTS = {
     "datasets_pageview": ["id", "customer_id", "session_id", "team_id", "page", "timestamp"],
     "accounts_team": ["id", "department_id"],
     "accounts_department": ["id", "name"],
+    # Who is left out of analytics (withdrawn analytics consent, restricted processing).
+    "compliance_consentrecord": ["customer_id", "purpose", "current", "withdrawn_at"],
+    "compliance_processingrestriction": ["customer_id", "lifted_at"],
 }
-RLS_TABLES = ["datasets_customer", "datasets_order", "datasets_pageview"]
+RLS_TABLES = [
+    "datasets_customer",
+    "datasets_order",
+    "datasets_pageview",
+    "compliance_consentrecord",
+    "compliance_processingrestriction",
+]
 THRESHOLD_FUNCTION = sql.SQL(
     "CREATE OR REPLACE FUNCTION portal_small_group_threshold() RETURNS integer"
     " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT {}::integer $$"
@@ -51,14 +63,21 @@ CREATE OR REPLACE FUNCTION portal_dash_kpis(p_start timestamptz, p_end timestamp
 RETURNS TABLE (new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH c AS (SELECT count(*) AS new_customers FROM datasets_customer
-           WHERE created_at >= p_start AND created_at < p_end),
-v AS (SELECT count(*) AS views, count(DISTINCT customer_id) AS visitors,
-             count(DISTINCT coalesce(customer_id::text, 's:' || session_id)) AS view_subjects
-      FROM datasets_pageview WHERE "timestamp" >= p_start AND "timestamp" < p_end),
-o AS (SELECT count(*) AS orders, count(DISTINCT customer_id) FILTER (WHERE status IN ('paid', 'shipped')) AS buyers,
-             count(DISTINCT customer_id) AS order_subjects
-      FROM datasets_order WHERE created_at >= p_start AND created_at < p_end)
+WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+c AS (SELECT count(*) AS new_customers FROM datasets_customer x
+      WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.id)),
+v AS (SELECT count(*) AS views, count(DISTINCT x.customer_id) AS visitors,
+             count(DISTINCT coalesce(x.customer_id::text, 's:' || x.session_id)) AS view_subjects
+      FROM datasets_pageview x WHERE x."timestamp" >= p_start AND x."timestamp" < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id)),
+o AS (SELECT count(*) AS orders,
+             count(DISTINCT x.customer_id) FILTER (WHERE x.status IN ('paid', 'shipped')) AS buyers,
+             count(DISTINCT x.customer_id) AS order_subjects
+      FROM datasets_order x WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id))
 SELECT CASE WHEN portal_dash_hidden(new_customers, NULL) THEN NULL ELSE new_customers END,
        CASE WHEN portal_dash_hidden(visitors, NULL) THEN NULL ELSE visitors END,
        CASE WHEN portal_dash_hidden(view_subjects, NULL) THEN NULL ELSE views END,
@@ -75,16 +94,22 @@ CREATE OR REPLACE FUNCTION portal_dash_monthly(p_start timestamptz, p_end timest
 RETURNS TABLE (month date, new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH c AS (SELECT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS k, count(*) AS new_customers
-           FROM datasets_customer WHERE created_at >= p_start AND created_at < p_end GROUP BY 1),
-v AS (SELECT date_trunc('month', "timestamp" AT TIME ZONE 'UTC')::date AS k, count(*) AS views,
-             count(DISTINCT customer_id) AS visitors,
-             count(DISTINCT coalesce(customer_id::text, 's:' || session_id)) AS view_subjects
-      FROM datasets_pageview WHERE "timestamp" >= p_start AND "timestamp" < p_end GROUP BY 1),
-o AS (SELECT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS k, count(*) AS orders,
-             count(DISTINCT customer_id) FILTER (WHERE status IN ('paid', 'shipped')) AS buyers,
-             count(DISTINCT customer_id) AS order_subjects
-      FROM datasets_order WHERE created_at >= p_start AND created_at < p_end GROUP BY 1),
+WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+c AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS k, count(*) AS new_customers
+      FROM datasets_customer x WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.id) GROUP BY 1),
+v AS (SELECT date_trunc('month', x."timestamp" AT TIME ZONE 'UTC')::date AS k, count(*) AS views,
+             count(DISTINCT x.customer_id) AS visitors,
+             count(DISTINCT coalesce(x.customer_id::text, 's:' || x.session_id)) AS view_subjects
+      FROM datasets_pageview x WHERE x."timestamp" >= p_start AND x."timestamp" < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
+o AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS k, count(*) AS orders,
+             count(DISTINCT x.customer_id) FILTER (WHERE x.status IN ('paid', 'shipped')) AS buyers,
+             count(DISTINCT x.customer_id) AS order_subjects
+      FROM datasets_order x WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
 g AS (SELECT coalesce(c.k, v.k, o.k) AS k, coalesce(new_customers, 0) AS new_customers,
              coalesce(views, 0) AS views, coalesce(visitors, 0) AS visitors,
              coalesce(view_subjects, 0) AS view_subjects, coalesce(orders, 0) AS orders,
@@ -118,19 +143,25 @@ CREATE OR REPLACE FUNCTION portal_dash_departments(p_start timestamptz, p_end ti
 RETURNS TABLE (department text, new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH team AS (SELECT t.id, d.name::text AS k FROM accounts_team t JOIN accounts_department d ON d.id = t.department_id),
+WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+team AS (SELECT t.id, d.name::text AS k FROM accounts_team t JOIN accounts_department d ON d.id = t.department_id),
 c AS (SELECT team.k, count(*) AS new_customers
       FROM datasets_customer x JOIN team ON team.id = x.team_id
-      WHERE x.created_at >= p_start AND x.created_at < p_end GROUP BY 1),
+      WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.id) GROUP BY 1),
 v AS (SELECT team.k, count(*) AS views, count(DISTINCT x.customer_id) AS visitors,
              count(DISTINCT coalesce(x.customer_id::text, 's:' || x.session_id)) AS view_subjects
       FROM datasets_pageview x JOIN team ON team.id = x.team_id
-      WHERE x."timestamp" >= p_start AND x."timestamp" < p_end GROUP BY 1),
+      WHERE x."timestamp" >= p_start AND x."timestamp" < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
 o AS (SELECT team.k, count(*) AS orders,
              count(DISTINCT x.customer_id) FILTER (WHERE x.status IN ('paid', 'shipped')) AS buyers,
              count(DISTINCT x.customer_id) AS order_subjects
       FROM datasets_order x JOIN team ON team.id = x.team_id
-      WHERE x.created_at >= p_start AND x.created_at < p_end GROUP BY 1),
+      WHERE x.created_at >= p_start AND x.created_at < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
 g AS (SELECT coalesce(c.k, v.k, o.k) AS k, coalesce(new_customers, 0) AS new_customers,
              coalesce(views, 0) AS views, coalesce(visitors, 0) AS visitors,
              coalesce(view_subjects, 0) AS view_subjects, coalesce(orders, 0) AS orders,
@@ -163,11 +194,15 @@ REVENUE = """
 CREATE OR REPLACE FUNCTION portal_dash_revenue(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (month date, currency text, revenue numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH cells AS (SELECT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, currency::text AS currency,
-                      sum(amount) AS revenue, count(DISTINCT customer_id) AS buyers
-               FROM datasets_order
-               WHERE created_at >= p_start AND created_at < p_end AND status IN ('paid', 'shipped')
-               GROUP BY 1, 2)
+WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+cells AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS month, x.currency::text AS currency,
+                 sum(x.amount) AS revenue, count(DISTINCT x.customer_id) AS buyers
+          FROM datasets_order x
+          WHERE x.created_at >= p_start AND x.created_at < p_end AND x.status IN ('paid', 'shipped')
+            AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id)
+          GROUP BY 1, 2)
 SELECT month, currency,
        CASE WHEN portal_dash_hidden(buyers, sum(buyers) OVER (PARTITION BY currency ORDER BY buyers, month
                                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
@@ -180,10 +215,14 @@ TOP_PAGES = """
 CREATE OR REPLACE FUNCTION portal_dash_top_pages(p_start timestamptz, p_end timestamptz, p_limit integer)
 RETURNS TABLE (page text, views bigint, visitors bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH p AS (SELECT page::text AS page, count(*) AS views, count(DISTINCT customer_id) AS visitors,
-                  count(DISTINCT coalesce(customer_id::text, 's:' || session_id)) AS subjects
-           FROM datasets_pageview WHERE "timestamp" >= p_start AND "timestamp" < p_end
-           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT least(greatest(p_limit, 0), 25))
+WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+p AS (SELECT x.page::text AS page, count(*) AS views, count(DISTINCT x.customer_id) AS visitors,
+             count(DISTINCT coalesce(x.customer_id::text, 's:' || x.session_id)) AS subjects
+      FROM datasets_pageview x WHERE x."timestamp" >= p_start AND x."timestamp" < p_end
+        AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id)
+      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT least(greatest(p_limit, 0), 25))
 SELECT page,
        CASE WHEN portal_dash_hidden(subjects, NULL) THEN NULL ELSE views END,
        CASE WHEN portal_dash_hidden(visitors, NULL) THEN NULL ELSE visitors END

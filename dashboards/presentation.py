@@ -42,6 +42,10 @@ class Formatter:
     def percent(self, value) -> str:
         return self.missing if value is None else f"{float(value) * 100:.1f}%"
 
+    def conversion(self, value, visitors) -> str:
+        """No visitors: no conversion to speak of (not a suppressed figure)."""
+        return NOT_APPLICABLE if visitors == 0 else self.percent(value)
+
 
 def _plot(value):
     """Chart values are plain numbers (None: a gap)."""
@@ -58,7 +62,7 @@ def tiles(figures: Figures, fmt: Formatter) -> list[tuple[str, str]]:
         ("Buyers (paid orders)", fmt.count(t.get("buyers"))),
         ("Page views", fmt.count(t.get("views"))),
         ("Visitors (customers)", fmt.count(t.get("visitors"))),
-        ("Conversion", fmt.percent(t.get("conversion"))),
+        ("Conversion", fmt.conversion(t.get("conversion"), t.get("visitors"))),
     ]
     for currency, amount in sorted(figures.revenue_totals.items()):
         result.append((f"Revenue {currency}", fmt.money(amount)))
@@ -127,7 +131,12 @@ def panels(figures: Figures, fmt: Formatter) -> list[Panel]:
             },
             ["Month", "Buyers", "Visitors", "Conversion"],
             [
-                [m, fmt.count(row["buyers"]), fmt.count(row["visitors"]), fmt.percent(row["conversion"])]
+                [
+                    m,
+                    fmt.count(row["buyers"]),
+                    fmt.count(row["visitors"]),
+                    fmt.conversion(row["conversion"], row["visitors"]),
+                ]
                 for m, row in zip(months, figures.months, strict=True)
             ],
             note="Customers with a paid order divided by customers with page views.",
@@ -172,7 +181,7 @@ def _breakdown_panel(by: str, rows: list[dict], currencies: list[str], fmt: Form
             fmt.count(row["buyers"]),
             fmt.count(row["views"]),
             fmt.count(row["visitors"]),
-            fmt.percent(row["conversion"]),
+            fmt.conversion(row["conversion"], row["visitors"]),
         ]
         if with_revenue:
             cells += [fmt.money(row["revenue"].get(c, 0)) for c in currencies]

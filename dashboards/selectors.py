@@ -297,8 +297,8 @@ def sanctioned_figures(period: Period) -> Figures:
     figures.totals = {k: _number(v) for k, v in (kpis[0] if kpis else {}).items()}
     monthly = {row["month"]: row for row in _fetch(_MONTHLY_SQL, bounds)}
     for month in period.months():
-        row = monthly.get(month, {})
-        figures.months.append({"month": month, **{k: _number(row.get(k, 0)) for k in _MONTH_FIGURES}})
+        row = monthly.get(month) or {k: 0 for k in _MONTH_FIGURES} | {"conversion": None}
+        figures.months.append({"month": month, **{k: _number(row[k]) for k in _MONTH_FIGURES}})
     for row in _fetch(_REVENUE_SQL, bounds):
         figures.revenue_by_month.setdefault(row["currency"], {})[row["month"]] = row["revenue"]
     # A currency total is shown only when no month of it was suppressed; otherwise the total

@@ -30,6 +30,13 @@ class ScopedTask(Task):
     system = False
     typing = False  # acting_user_id is consumed here, not by the task body
 
+    def apply_async(self, args=None, kwargs=None, **options):
+        # Task arguments are ids: anything that looks like personal data never reaches the broker.
+        from audit.task_context import check_arguments
+
+        check_arguments(args, kwargs)
+        return super().apply_async(args, kwargs, **options)
+
     def __call__(self, *args, acting_user_id=None, **kwargs):
         from accounts.models import User
 

@@ -135,7 +135,9 @@ def traces(values: list[str]) -> list[tuple[str, str]]:
         cursor.execute(_COLUMNS)
         columns = cursor.fetchall()
         for table, column, data_type in columns:
-            selector = sql.Identifier(column) if data_type == "bytea" else sql.SQL("{}::text").format(sql.Identifier(column))
+            selector = (
+                sql.Identifier(column) if data_type == "bytea" else sql.SQL("{}::text").format(sql.Identifier(column))
+            )
             cursor.execute(
                 sql.SQL("SELECT {} FROM {} WHERE {} IS NOT NULL").format(
                     selector, sql.Identifier(table), sql.Identifier(column)

@@ -333,3 +333,19 @@ def test_consent_history_is_kept(world):
         (True, False, True),
     ]
     assert history[1].notice_version == "2025-02"
+
+
+def test_consent_history_and_erased_register_in_the_admin(world):
+    org, subject = world
+    client = dpo_admin(org.dpo)
+    page = client.get("/admin/compliance/consentrecord/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert all(f">{customer_id}<" in body for customer_id in subject.ids)  # read under the system scope
+    assert AuditEvent.objects.filter(action=AuditAction.VIEW, resource="consent_record", actor_id=org.dpo.pk).exists()
+    assert client.get("/admin/compliance/erasedsubject/").status_code == 200
+    admin = dpo_admin(org.admin)
+    assert admin.get("/admin/compliance/consentrecord/").status_code == 403  # the DPO's work, not the Admin's
+    assert admin.get("/admin/compliance/erasedsubject/").status_code == 200
+    assert admin.get(ADMIN_URL).status_code == 200
+    assert dpo_admin(org.manager).get(ADMIN_URL).status_code == 403

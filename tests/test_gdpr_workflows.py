@@ -286,9 +286,9 @@ def test_failed_task_marks_error_with_the_step_and_retry_completes(world):
 
 def test_rectification_through_the_admin(world):
     org, subject, _ = world
-    request_id = file_request(
-        token_client(org.dpo), "rectification", subject, details="My surname is misspelt"
-    ).json()["id"]
+    request_id = file_request(token_client(org.dpo), "rectification", subject, details="My surname is misspelt").json()[
+        "id"
+    ]
     client = dpo_admin(org.dpo)
     admin_act(client, request_id, "verify")
     admin_act(client, request_id, "approve")
@@ -335,3 +335,22 @@ def test_restriction_and_objection_through_api_admin_and_worker(world):
         total = report_definitions.run(org.admin, {"dataset": "customers", "aggregate": "count"})[0]["value"]
     assert total == 8  # 4 teams x 2, both subjects (2 rows each) left out
     assert _api_status(org.dpo, objection)["status"] == "completed"
+
+
+def test_a_request_whose_message_was_lost_is_sent_again(world):
+    org, subject, _ = world
+    request = requests.intake(org.dpo, requests.Intake("objection", "email", email=subject.email))
+    for action in ("verify", "approve"):
+        requests.transition(request.pk, org.dpo, action)
+    # "run" committed but its message never reached Redis (e.g. Redis was down at that moment).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    SubjectRequest.objects.filter(pk=request.pk).update(
+        status=RequestStatus.IN_PROGRESS, run_by=org.dpo, run_started_at=timezone.now() - timedelta(hours=1)
+    )
+    from compliance.requests_tasks import requeue_stalled_requests
+
+    assert requeue_stalled_requests.apply().get() == 1
+    assert wait_status(request.pk, {RequestStatus.COMPLETED}).result["consents_withdrawn"] == 2

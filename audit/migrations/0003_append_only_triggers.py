@@ -30,6 +30,20 @@ END
 $$;
 """
 
+# Take the chain lock and read the head in one round trip.  Inside a VOLATILE function each
+# statement gets a fresh snapshot (READ COMMITTED), so the SELECT sees the previous holder's commit.
+HEAD_FUNCTION = """
+CREATE OR REPLACE FUNCTION audit_chain_lock_head(lock_key bigint) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE head text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(lock_key);
+  SELECT hash INTO head FROM audit_auditevent ORDER BY id DESC LIMIT 1;
+  RETURN head;
+END
+$$;
+"""
+
 TRIGGERS = [
     "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_auditevent"
     " FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
@@ -45,6 +59,7 @@ DROP = [
     "DROP TRIGGER IF EXISTS auditlog_logentry_append_only ON auditlog_logentry",
     "DROP FUNCTION IF EXISTS audit_refuse_change()",
     "DROP FUNCTION IF EXISTS audit_logentry_guard()",
+    "DROP FUNCTION IF EXISTS audit_chain_lock_head(bigint)",
 ]
 
 
@@ -72,6 +87,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(chain_existing_events, migrations.RunPython.noop),
         migrations.RunSQL(REFUSE_FUNCTION, "SELECT 1"),
         migrations.RunSQL(LOGENTRY_FUNCTION, "SELECT 1"),
+        migrations.RunSQL(HEAD_FUNCTION, "SELECT 1"),
         *[migrations.RunSQL(trigger, "SELECT 1") for trigger in TRIGGERS],
         migrations.RunSQL("SELECT 1", DROP),
     ]

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("datasets", "0004_rls_orders_pageviews_reports"),
         ("accounts", "0002_roles_and_db_roles"),
+        ("compliance", "0002_subject_requests_security"),  # consent and restriction tables, their RLS
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]

@@ -1,0 +1,175 @@
+"""Benchmark: the retention purge of 1,000,000 expired page views vs. one raw SQL DELETE of the
+same rows, in the same run.
+
+* Baseline: ``DELETE FROM datasets_pageview WHERE timestamp < cutoff`` as the table owner, one
+  statement, one transaction (no row-level security, no batching, no bookkeeping).
+* Retention: the portal's engine (``compliance.retention.run_policy``) as the portal's login
+  role under the system scope and row-level security, in batches of at most 10,000 rows per
+  transaction, with per-batch progress, the id digest, the post-condition count, the proof record
+  and the audit event.
+
+Each measurement starts from the same freshly loaded table (the expired rows plus ``--fresh``
+rows that must stay), vacuumed and analysed.  Rounds alternate the order (B R, R B, ...).  The
+script prints the times, the ratio retention/baseline (target <= 2.0) and the longest retention
+transaction (target < 2 s).  It is a figure to report, not a test: it exits 0.
+
+Run: ``.venv/bin/python scripts/services.py -- .venv/bin/python bench/retention_purge.py``
+(``--rows 1000000 --fresh 100000 --rounds 1``).  It works on its own database,
+``<DATABASE_URL name>_retention_bench``.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CUSTOMERS = 200
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="expired page views (default 1000000)")
+    parser.add_argument("--fresh", type=int, default=100_000, help="page views that must stay (default 100000)")
+    parser.add_argument("--rounds", type=int, default=1, help="baseline/retention pairs, alternating order")
+    return parser.parse_args(argv)
+
+
+def use_bench_database() -> str:
+    from scripts.services import ensure_database
+
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("DATABASE_URL is not set: run through scripts/services.py")
+    parts = urlsplit(url)
+    name = (parts.path.lstrip("/") or "portal") + "_retention_bench"
+    bench_url = parts._replace(path=f"/{name}").geturl()
+    ensure_database(bench_url)
+    os.environ["DATABASE_URL"] = bench_url
+    return name
+
+
+def prepare() -> tuple[int, list[int]]:
+    from django.core.management import call_command
+
+    from accounts.models import Department, Team
+    from datasets.models import Customer
+    from portal.security_context import scoped
+
+    call_command("migrate", database="owner", verbosity=0)
+    department, _ = Department.objects.get_or_create(name="Bench")
+    team, _ = Team.objects.get_or_create(name="Bench retention", department=department)
+    with scoped(system=True):
+        have = list(Customer.objects.filter(team=team).values_list("pk", flat=True))
+        for i in range(len(have), CUSTOMERS):
+            have.append(Customer.objects.create(team=team, name=f"Bench {i}", email=f"bench{i}@bench.example").pk)
+    return team.pk, have
+
+
+LOAD = """
+INSERT INTO datasets_pageview (customer_id, session_id, team_id, page, referrer, city, device, timestamp)
+SELECT (%(customers)s::bigint[])[1 + g %% %(n_customers)s], 's' || g, %(team)s, '/page/' || (g %% 500),
+       '', 'Lisbon', 'mobile', now() - make_interval(days => %(days)s) - make_interval(secs => g)
+FROM generate_series(1, %(rows)s) AS g
+"""
+
+
+def load(team: int, customers: list[int], expired: int, fresh: int) -> None:
+    """Empty the table and load expired rows (older than 2 years) and fresh ones, then VACUUM ANALYZE."""
+    from django.db import connections
+
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("TRUNCATE datasets_pageview")
+        common = {"customers": customers, "n_customers": len(customers), "team": team}
+        cursor.execute(LOAD, {**common, "days": 800, "rows": expired})
+        cursor.execute(LOAD, {**common, "days": 100, "rows": fresh})
+        cursor.execute("VACUUM (ANALYZE) datasets_pageview")
+
+
+def count_pageviews() -> int:
+    from django.db import connections
+
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM datasets_pageview")
+        return cursor.fetchone()[0]
+
+
+def baseline(cutoff) -> tuple[float, int]:
+    from django.db import connections, transaction
+
+    started = time.perf_counter()
+    with transaction.atomic(using="owner"), connections["owner"].cursor() as cursor:
+        cursor.execute("DELETE FROM datasets_pageview WHERE timestamp < %s", [cutoff])
+        deleted = cursor.rowcount
+    return time.perf_counter() - started, deleted
+
+
+def secured(rule):
+    from compliance import retention
+    from compliance.governance_choices import RunTrigger
+
+    started = time.perf_counter()
+    run = retention.run_policy(rule, trigger=RunTrigger.COMMAND)
+    return time.perf_counter() - started, run
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    db_name = use_bench_database()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from compliance import retention
+    from compliance.governance_models import RetentionPolicy, RetentionRun
+
+    settings.RETENTION_BATCH_PAUSE_MS = 0
+    team, customers = prepare()
+    retention.ensure_default_policies()
+    rule = RetentionPolicy.objects.get(dataset="pageviews")
+    RetentionRun.objects.filter(policy=rule, status="running").update(status="failed")
+    print(
+        f"database {db_name}: {args.rows} expired + {args.fresh} fresh page views, "
+        f"batch size {retention.batch_size()}, {args.rounds} round(s)",
+        flush=True,
+    )
+    base_times, secured_times, longest = [], [], []
+    for round_no in range(args.rounds):
+        order = ("baseline", "retention") if round_no % 2 == 0 else ("retention", "baseline")
+        for which in order:
+            load(team, customers, args.rows, args.fresh)
+            if which == "baseline":
+                seconds, deleted = baseline(retention.cutoff_for(rule))
+                base_times.append(seconds)
+                print(f"  round {round_no + 1} baseline:  {seconds:7.2f} s, {deleted} rows in one DELETE", flush=True)
+            else:
+                retention.preview(rule)
+                retention.enable(rule)
+                seconds, run = secured(rule)
+                deleted = run.rows_deleted
+                secured_times.append(seconds)
+                longest.append(run.longest_batch_ms)
+                print(
+                    f"  round {round_no + 1} retention: {seconds:7.2f} s, {deleted} rows in {run.batches} batches, "
+                    f"longest transaction {run.longest_batch_ms} ms, status {run.status}",
+                    flush=True,
+                )
+            if deleted != args.rows or count_pageviews() != args.fresh:
+                print(f"  MISMATCH: deleted {deleted}, left {count_pageviews()}", flush=True)
+    base, sec = statistics.median(base_times), statistics.median(secured_times)
+    print(f"baseline (one raw DELETE):   median {base:.2f} s")
+    print(f"retention (batched, audited): median {sec:.2f} s")
+    print(f"retention/baseline = {sec / base:.2f}  (target <= 2.0)")
+    print(f"longest retention transaction = {max(longest)} ms  (target < 2000 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
