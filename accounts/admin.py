@@ -36,7 +36,7 @@ class UserAdmin(AccountAdminMixin, DjangoUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     readonly_fields = ["last_login", "date_joined", "is_staff"]
     filter_horizontal = ["groups"]
-    actions = ["disable_accounts", "end_sessions_and_tokens", "reset_second_factor"]
+    actions = ["disable_accounts", "end_sessions_and_tokens", "reset_second_factor", "unlock_sign_in"]
 
     def get_queryset(self, request):
         enrolled = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
@@ -67,6 +67,12 @@ class UserAdmin(AccountAdminMixin, DjangoUserAdmin):
         for user in queryset:
             services.end_sessions_and_tokens(user, actor=request.user, reason="ended by an administrator")
         self.message_user(request, "Sessions and tokens ended.", messages.SUCCESS)
+
+    @admin.action(description="Unlock sign-in of selected accounts (clear failed attempts)")
+    def unlock_sign_in(self, request, queryset):
+        for user in queryset:
+            services.unlock_sign_in(user, actor=request.user)
+        self.message_user(request, "Sign-in unlocked.", messages.SUCCESS)
 
     @admin.action(description="Reset the second factor of selected accounts (they enrol again)")
     def reset_second_factor(self, request, queryset):

@@ -315,6 +315,22 @@ def reset_mfa(user: User, *, actor) -> None:
     )
 
 
+def unlock_sign_in(user: User, *, actor) -> int:
+    """Lift a lockout early (django-axes' failed attempts against the account, from any address)."""
+    from accounts import lockout
+
+    cleared = lockout.unlock(user)
+    record(
+        AuditAction.ACCESS_GRANTED,
+        actor=actor,
+        resource="lockout",
+        object_ids=[user.pk],
+        rows=cleared,
+        reason="sign-in unlocked by an administrator",
+    )
+    return cleared
+
+
 # --- Inactive accounts ----------------------------------------------------------------------
 
 

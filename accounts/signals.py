@@ -120,9 +120,11 @@ def _logged_in(sender, request, user, **kwargs):
 def _locked_out(sender, request, username=None, ip_address=None, **kwargs):
     from django.contrib.auth import get_user_model
 
+    from accounts.lockout import attempted_name
     from audit.signals import username_hash
 
-    name = (username or "").strip().lower()
+    # ``username`` is axes' key (a hash); the typed name comes from the attempt's credentials.
+    name = attempted_name(request, getattr(request, "axes_credentials", None))
     account = get_user_model().objects.filter(email=name).first() if name else None
     starting = getattr(request, "axes_failures_since_start", None) is not None
     record(

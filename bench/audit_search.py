@@ -31,7 +31,7 @@ def parse_args(argv):
 FILL = """
 INSERT INTO audit_auditevent (timestamp, actor_id, actor_email, action, resource, object_ids, rows,
   ip_address, user_agent, request_id, success, reason, extra, prev_hash, hash)
-SELECT %(start)s::timestamptz + (g * interval '1 second' * 31536000 / %(total)s),
+SELECT %(start)s::timestamptz + (g * 31536000.0 / %(total)s) * interval '1 second',
        1 + (g * 7919) %% %(actors)s,
        'user' || (1 + (g * 7919) %% %(actors)s) || '@bench.test',
        (ARRAY['VIEW','SEARCH','LOGIN','EXPORT_DATA','PERMISSION_DENIED'])[1 + g %% 5],

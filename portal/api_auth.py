@@ -1,7 +1,9 @@
 """API authentication that sets the token user's database scope for the request's transaction."""
 
 from django.utils import timezone
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
+from rest_framework import exceptions
 
 from portal.security_context import apply_user_scope
 
@@ -18,6 +20,14 @@ class ScopedTokenAuthentication(TokenAuthentication):
             apply_user_scope(result[0])
         return result
 
+    def authenticate_credentials(self, token):
+        # A header that is not ASCII can never be a token: 401, not a decoding error.
+        try:
+            token.decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        return super().authenticate_credentials(token)
+
     def _cleanup_token(self, auth_token) -> bool:
         # Knox would also load and prune every other token of the user on each request; expired
         # tokens of others are pruned by a scheduled task instead.  This token: refused if expired.
@@ -25,3 +35,9 @@ class ScopedTokenAuthentication(TokenAuthentication):
             auth_token.delete()
             return True
         return False
+
+
+class ScopedTokenScheme(KnoxTokenScheme):
+    """Documents the token header in the OpenAPI schema."""
+
+    target_class = "portal.api_auth.ScopedTokenAuthentication"

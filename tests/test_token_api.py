@@ -149,6 +149,7 @@ def test_disabled_user_cannot_log_in_and_their_token_stops_working(analyst):
         "Token ",
         "Token two parts",
         "Bearer " + "a" * 64,
+        "Token ééé",
     ],
 )
 def test_garbage_tokens_get_401(analyst, header):

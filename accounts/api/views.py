@@ -6,6 +6,7 @@ is the only kind that writes or exports (``accounts.permissions.MfaSatisfied``).
 never shown again after it is issued: listings give its id (a digest prefix), dates and last use.
 """
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.signals import user_login_failed
@@ -83,6 +84,8 @@ class TokenView(APIView):
                 )
         instance, token = services.issue_token(user, mfa_verified=mfa_verified, ip=client_ip(http_request))
         update_last_login(None, user)  # a password login: it keeps the account from going inactive
+        # django-axes: log the access and reset this client's failure count, as a page login does.
+        AxesProxyHandler.user_logged_in(sender=type(self), request=http_request, user=user)
         audit.record(AuditAction.LOGIN, actor=user, resource="api_token")
         return Response({"token": token, "expiry": instance.expiry})
 
@@ -168,15 +171,17 @@ class TokenDetailView(generics.RetrieveDestroyAPIView):
 
     def get_object(self):
         user = self.request.user
+        token = selectors.token_by_public_id(self.kwargs["token_id"], user)
+        if token is not None:
+            return token
+        # Someone else's token: not found, unless an admin acts (who must have passed MFA).
+        if not policy.may_manage_any_token(user):
+            raise Http404
         token = selectors.token_by_public_id(self.kwargs["token_id"])
         if token is None:
             raise Http404
-        if token.user_id != user.pk:
-            # Someone else's token: not found, unless an admin acts (who must have passed MFA).
-            if not policy.may_manage_any_token(user):
-                raise Http404
-            if not MfaSatisfied().has_permission(self.request, self):
-                raise PermissionDenied(MfaSatisfied.message)
+        if not MfaSatisfied().has_permission(self.request, self):
+            raise PermissionDenied(MfaSatisfied.message)
         return token
 
     def perform_destroy(self, instance):
