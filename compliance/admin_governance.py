@@ -227,7 +227,19 @@ class RetentionRunAdmin(GovernanceAdmin):
         "finished_at",
     ]
     list_filter = ["status", "trigger"]
-    fields = [*list_display, "rule", "requested_by", "cursor_id", "digest", "heartbeat_at", "error", "proof_link"]
+    fields = [
+        *list_display,
+        "rule",
+        "requested_by",
+        "largest_batch_rows",
+        "passes",
+        "cursor_block",
+        "window_blocks",
+        "digest",
+        "heartbeat_at",
+        "error",
+        "proof_link",
+    ]
     readonly_fields = fields
 
     @admin.display(description="dataset")

@@ -73,8 +73,9 @@ STEPS = (
     "record",
 )
 
-# Tables that keep a customer id without a foreign key (e.g. an archive) register a hook:
-# ``hook(customer_ids, using) -> {table: rows}``; it runs inside the erasure's transaction.
+# Tables that keep a customer id without a foreign key (the retention archives, see
+# ``compliance.governance_hooks``) register a hook: ``hook(customer_ids, using) -> {table: rows}``;
+# it runs inside the erasure's transaction.
 ErasureHook = Callable[[list[int], str], dict[str, int]]
 _HOOKS: list[ErasureHook] = []
 
@@ -357,29 +358,9 @@ def _erase_other_links(run: _Run, ids: list[int]) -> None:
             touched = _delete_where_in(model, column, ids)
             run.add(model._meta.db_table, len(touched))
         run.history[model] = run.history.get(model, []) + touched
-    for model, column in _archive_tables():
-        # Archives keep a customer id without a foreign key: anonymised like the live orders.
-        touched = _unlink(model, column, ids)
-        run.add(f"{model._meta.db_table}_anonymised", len(touched))
-        run.history[model] = run.history.get(model, []) + touched
     for hook in _HOOKS:
         for table, rows in (hook(ids, DATABASE) or {}).items():
             run.add(table, rows)
-
-
-def _archive_tables() -> list[tuple[type, str]]:
-    """(model, customer-id column) of the retention archives (the retention module names them)."""
-    from django.apps import apps
-
-    try:
-        from compliance import retention_datasets
-    except ImportError:
-        return []
-    tables = []
-    for label, field_name in retention_datasets.archive_tables():
-        model = apps.get_model(label)
-        tables.append((model, model._meta.get_field(field_name).column))
-    return tables
 
 
 def _scrub_requests(run: _Run, keys: SubjectKeys, own_indexes: set[str], request) -> None:

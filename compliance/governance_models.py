@@ -118,9 +118,16 @@ class RetentionRun(models.Model):
     rows_deleted = models.BigIntegerField(default=0)
     rows_archived = models.BigIntegerField(default=0)
     rows_anonymised = models.BigIntegerField(default=0)
-    cursor_id = models.BigIntegerField(default=0, help_text="Highest id handled so far")
-    digest = models.CharField(max_length=64, default=DIGEST_GENESIS, help_text="Chained SHA-256 over handled ids")
+    # Where the run is: the next heap block to scan, the window it scans per batch (adapted to the
+    # density of expired rows), and the pass (a pass that leaves rows behind is followed by another).
+    cursor_block = models.BigIntegerField(default=0)
+    window_blocks = models.PositiveIntegerField(default=64)
+    passes = models.PositiveSmallIntegerField(default=1)
+    digest = models.CharField(
+        max_length=64, default=DIGEST_GENESIS, help_text="Set fingerprint of the ids handled (see the proof)"
+    )
     resumed = models.PositiveIntegerField(default=0)
+    largest_batch_rows = models.PositiveIntegerField(default=0)
     longest_batch_ms = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=300, blank=True, default="")
 

@@ -344,6 +344,16 @@ def execute(request_id, user) -> str:
     request = SubjectRequest.objects.select_for_update().filter(pk=request_id).first()
     if request is None or request.status != S.IN_PROGRESS:
         return request.status if request is not None else "missing"
+    try:
+        _carry_out(request, user)
+    except Exception as exc:
+        # What the DPO sees on the request in error (erasure names its own, finer steps).
+        exc.portal_step = getattr(exc, "portal_step", f"{request.kind}")
+        raise
+    return request.status
+
+
+def _carry_out(request: SubjectRequest, user) -> None:
     if request.kind in PACKAGE_KINDS:
         from compliance import subject_export
 
@@ -360,7 +370,6 @@ def execute(request_id, user) -> str:
         finish(request, user, S.COMPLETED, _object(request, user))
     else:
         raise RequestError("This request type has no task.", "kind")
-    return request.status
 
 
 def _restrict(request, user) -> dict:

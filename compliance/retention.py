@@ -4,18 +4,29 @@ How a run works (``run_policy``):
 
 * A session-level advisory lock per policy keeps two workers off the same policy; a killed
   worker's connection ends and PostgreSQL releases its lock.
-* The run is a ``RetentionRun`` row with a fixed cutoff.  Each batch is one statement in one
-  short transaction under the system scope: select at most ``RETENTION_BATCH_SIZE`` (<= 10,000)
-  expired rows in id order after the run's cursor, lock them, (copy them to the archive,) delete
-  or anonymise them, and in the same transaction advance the run's cursor, counters and digest.
-  A batch is all or nothing, so the archive never holds a row that is still live or lost one that
-  is gone, and a crash leaves the run describing exactly what was committed.
-* An unfinished run is resumed by the next run of its policy (same cutoff, same cursor): the
-  interrupted batch was rolled back and is simply done again, so an interrupted and resumed run
-  ends in the same state, with the same digest, as an uninterrupted one.
-* The end: the post-condition (no row older than the cutoff is left, counted in short id-range
-  transactions), then in one transaction the run's status, its RETENTION_PURGE audit event
+* The run is a ``RetentionRun`` row with a fixed cutoff.  It walks the table's heap in windows of
+  blocks (a TID range scan: the same sequential access as one big DELETE, which is what makes a
+  batched purge nearly as fast as that DELETE).  Each batch is one statement in one short
+  transaction under the system scope: count the window's expired rows (at most
+  ``RETENTION_BATCH_SIZE`` + 1), and only if they are at most ``RETENTION_BATCH_SIZE`` (<= 10,000)
+  delete / anonymise them (archive: delete them and insert exactly the deleted versions into the
+  archive, in the same statement).  In the same transaction the run's cursor, window, counters
+  and digest advance.  A window with too many expired rows is halved and tried again; a single
+  block with more than the batch size is handled in block order, ``RETENTION_BATCH_SIZE`` rows at
+  a time.  The window then grows or shrinks towards the batch size.
+* A batch is all or nothing: the archive never holds a row that is still live or lost one that
+  is gone, and after a crash the run describes exactly what was committed.  An unfinished run is
+  resumed by the next run of its policy (same cutoff, cursor and window), so an interrupted and
+  resumed run ends in the same state, with the same digest, as an uninterrupted one.
+* At the end of a pass the post-condition is counted (rows still older than the cutoff, in short
+  block-window transactions).  Rows left behind (moved by VACUUM FULL between an interruption and
+  its resumption, or inserted with an old date meanwhile) start another pass, up to
+  ``MAX_PASSES``.  Then, in one transaction: the run's status, its RETENTION_PURGE audit event
   (counts, digest, proof hash) and the proof-of-deletion record.
+
+The digest is a set fingerprint, independent of batching: four 64-bit lanes, lane k the XOR over
+the handled ids of PostgreSQL's ``hashint8extended(id, k)``.  From a backup taken before the run,
+an auditor recomputes it over the ids older than the cutoff and compares.
 
 SQL is built with ``psycopg.sql`` from the allow-list in ``compliance.retention_datasets``
 (table and column names of known models), never from input; values are parameters.
@@ -37,7 +48,7 @@ from psycopg import sql
 from audit import services as audit
 from audit.choices import AuditAction
 from compliance.governance_choices import RetentionAction, RunStatus, RunTrigger
-from compliance.governance_models import RetentionPolicy, RetentionProof, RetentionRun
+from compliance.governance_models import DIGEST_GENESIS, RetentionPolicy, RetentionProof, RetentionRun
 from compliance.retention_datasets import DATASETS, RetentionDataset
 from portal.security_context import scoped
 
@@ -47,9 +58,16 @@ MAX_BATCH = 10_000
 DATABASE = "default"
 # pg_advisory_lock(class, policy id): the class is "RETN" as a 32-bit integer.
 LOCK_CLASS = int.from_bytes(b"RETN", "big")
-# The post-condition is counted in id windows of this many ids, each in its own short transaction.
-VERIFY_WINDOW = 500_000
-DIGEST_NOTE = "d_k = sha256(d_(k-1) || sha256(ids of batch k, ascending, comma-separated)); d_0 = 64 zeros"
+FIRST_WINDOW = 64  # heap blocks scanned by a run's first batch
+MAX_WINDOW = 16_384  # at most 128 MB of heap per batch, however sparse the expired rows are
+MAX_PASSES = 3
+STATE_CHECK_SECONDS = 1.0
+DIGEST_LANES = 4
+DIGEST_NOTE = (
+    "256-bit set fingerprint: lane k (k=1..4, 16 hex digits each) = XOR over the handled ids of "
+    "hashint8extended(id, k) as unsigned 64-bit; independent of batch boundaries and order"
+)
+_MASK64 = (1 << 64) - 1
 
 
 class RetentionError(ValueError):
@@ -75,77 +93,116 @@ def _table(model) -> sql.Identifier:
     return sql.Identifier(model._meta.db_table)
 
 
-def _anonymise_values(spec: RetentionDataset) -> list[tuple[sql.Identifier, object]]:
-    return [(_ident(spec.model, name), value) for name, value in sorted(spec.anonymise.items())]
+def _pk(model) -> sql.Identifier:
+    return sql.Identifier(model._meta.pk.column)
 
 
-def _pending(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.Composable, list]:
-    """WHERE clause (and its parameters after the cutoff) of rows the rule still has to handle."""
-    clause = sql.SQL("{} < %s").format(_ident(spec.model, age_field))
-    params: list = []
+def _anonymise_values(spec: RetentionDataset) -> list[tuple[sql.Identifier, str, object]]:
+    """(column, parameter name, value) of each column an anonymisation resets."""
+    return [
+        (_ident(spec.model, name), f"anon_{i}", value) for i, (name, value) in enumerate(sorted(spec.anonymise.items()))
+    ]
+
+
+def _pending(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.Composable, dict]:
+    """WHERE clause (named parameters, ``cutoff`` set by the caller) of rows the rule still has to handle."""
+    clause = sql.SQL("{} < %(cutoff)s").format(_ident(spec.model, age_field))
+    params: dict = {}
     if action == RetentionAction.ANONYMISE:
         # Rows already anonymised are done: they stay, without the link to the person.
         parts = []
-        for column, value in _anonymise_values(spec):
-            parts.append(sql.SQL("{} IS DISTINCT FROM %s").format(column))
-            params.append(value)
+        for column, name, value in _anonymise_values(spec):
+            parts.append(sql.SQL("{} IS DISTINCT FROM {}").format(column, sql.Placeholder(name)))
+            params[name] = value
         clause = sql.SQL("{} AND ({})").format(clause, sql.SQL(" OR ").join(parts))
     return clause, params
 
 
-def _batch_statement(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.Composed, list]:
-    """One statement per batch; returns (max id handled, rows removed, rows archived/anonymised,
-    sha256 of the ids handled).  Parameters: cutoff, pending params, after id, limit, then the run
-    id and archive time (archive) or the anonymised values (anonymise)."""
+_WINDOW = sql.SQL("ctid >= %(lo)s::tid AND ctid < %(hi)s::tid")
+
+
+def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> tuple[sql.Composed, dict]:
+    """One statement per batch.  Returns one row: expired rows in the window (counted up to
+    ``over``), rows removed, rows archived or anonymised, the four digest lanes of the handled
+    ids, and the table's size in blocks.  Parameters: cutoff, lo, hi, over, limit, table, and
+    run/now (archive) or the anonymised values (anonymise)."""
     model = spec.model
-    table, pk = _table(model), _ident(model, model._meta.pk.name)
-    pending, pending_params = _pending(spec, action, age_field)
-    digest_of = sql.SQL(
-        "(SELECT sha256(convert_to(coalesce(string_agg({pk}::text, ',' ORDER BY {pk}), ''), 'UTF8')) FROM {src})"
+    table, pk = _table(model), _pk(model)
+    pending, params = _pending(spec, action, age_field)
+    probe = sql.SQL(
+        "probe AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {window} AND {pending} LIMIT %(over)s) w)"
+    ).format(table=table, window=_WINDOW, pending=pending)
+    if ordered:
+        # One block holds more expired rows than a batch: take them in block order, a batch at a time.
+        target = sql.SQL(
+            "ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {window} AND {pending} ORDER BY ctid LIMIT %(limit)s))"
+        ).format(table=table, window=_WINDOW, pending=pending)
+    else:
+        target = sql.SQL("{window} AND {pending} AND (SELECT n FROM probe) <= %(limit)s").format(
+            window=_WINDOW, pending=pending
+        )
+    lanes = sql.SQL(", ").join(
+        sql.SQL("bit_xor(hashint8extended({pk}, {k}))").format(pk=pk, k=sql.Literal(k))
+        for k in range(1, DIGEST_LANES + 1)
     )
     if action == RetentionAction.ARCHIVE:
         archive = spec.archive_model
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.archive_columns)
-        statement = sql.SQL(
-            "WITH batch AS (SELECT {columns} FROM {table} WHERE {pending} AND {pk} > %s ORDER BY {pk} LIMIT %s"
-            " FOR UPDATE),"
+        change = sql.SQL(
+            "gone AS (DELETE FROM {table} WHERE {target} RETURNING {columns}),"
             " kept AS (INSERT INTO {archive} ({columns}, {run_col}, {archived_col})"
-            " SELECT {columns}, %s, %s FROM batch ON CONFLICT ({archive_pk}) DO NOTHING RETURNING {archive_pk}),"
-            " gone AS (DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM batch) RETURNING {pk})"
-            " SELECT (SELECT max({pk}) FROM batch), (SELECT count(*) FROM gone), (SELECT count(*) FROM kept), {digest}"
+            " SELECT {columns}, %(run)s, %(now)s FROM gone"
+            " ON CONFLICT ({archive_pk}) DO NOTHING RETURNING {archive_pk})"
         ).format(
-            columns=columns,
             table=table,
-            pending=pending,
-            pk=pk,
+            target=target,
+            columns=columns,
             archive=_table(archive),
             run_col=_ident(archive, "run_id"),
             archived_col=_ident(archive, "archived_at"),
-            archive_pk=_ident(archive, archive._meta.pk.name),
-            digest=digest_of.format(pk=pk, src=sql.Identifier("gone")),
+            archive_pk=_pk(archive),
         )
-        return statement, pending_params
-    if action == RetentionAction.ANONYMISE:
-        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(c) for c, _ in _anonymise_values(spec))
-        statement = sql.SQL(
-            "WITH batch AS (SELECT {pk} FROM {table} WHERE {pending} AND {pk} > %s ORDER BY {pk} LIMIT %s"
-            " FOR UPDATE),"
-            " done AS (UPDATE {table} SET {assignments} WHERE {pk} IN (SELECT {pk} FROM batch) RETURNING {pk})"
-            " SELECT (SELECT max({pk}) FROM batch), 0, (SELECT count(*) FROM done), {digest}"
-        ).format(
-            pk=pk,
-            table=table,
-            pending=pending,
-            assignments=assignments,
-            digest=digest_of.format(pk=pk, src=sql.Identifier("done")),
+        kept = sql.SQL("(SELECT count(*) FROM kept)")
+    elif action == RetentionAction.ANONYMISE:
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(column, sql.Placeholder(name)) for column, name, _ in _anonymise_values(spec)
         )
-        return statement, pending_params
+        change = sql.SQL("gone AS (UPDATE {table} SET {assignments} WHERE {target} RETURNING {pk})").format(
+            table=table, assignments=assignments, target=target, pk=pk
+        )
+        kept = sql.SQL("(SELECT count(*) FROM gone)")
+    else:
+        change = sql.SQL("gone AS (DELETE FROM {table} WHERE {target} RETURNING {pk})").format(
+            table=table, target=target, pk=pk
+        )
+        kept = sql.SQL("0")
+    removed = sql.SQL("0") if action == RetentionAction.ANONYMISE else sql.SQL("g.handled")
     statement = sql.SQL(
-        "WITH batch AS (SELECT {pk} FROM {table} WHERE {pending} AND {pk} > %s ORDER BY {pk} LIMIT %s FOR UPDATE),"
-        " gone AS (DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM batch) RETURNING {pk})"
-        " SELECT (SELECT max({pk}) FROM batch), (SELECT count(*) FROM gone), 0, {digest}"
-    ).format(pk=pk, table=table, pending=pending, digest=digest_of.format(pk=pk, src=sql.Identifier("gone")))
-    return statement, pending_params
+        "WITH {probe}, {change}"
+        " SELECT (SELECT n FROM probe), {removed}, {kept}, g.lanes,"
+        " pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint"
+        " FROM (SELECT count(*) AS handled, ARRAY[{lanes}] AS lanes FROM gone) g"
+    ).format(probe=probe, change=change, removed=removed, kept=kept, lanes=lanes)
+    return statement, params
+
+
+def _fold(digest: str, lanes) -> str:
+    """XOR a batch's lanes into the run's fingerprint (hex, 4 x 16 digits)."""
+    current = [int(digest[i * 16 : (i + 1) * 16], 16) for i in range(DIGEST_LANES)]
+    for i, lane in enumerate(lanes or []):
+        if lane is not None:
+            current[i] ^= lane & _MASK64
+    return "".join(f"{value:016x}" for value in current)
+
+
+def fingerprint(ids) -> str:
+    """The same fingerprint computed by PostgreSQL over a list of ids (for auditors and tests)."""
+    lanes = sql.SQL(", ").join(
+        sql.SQL("bit_xor(hashint8extended(i, {}))").format(sql.Literal(k)) for k in range(1, DIGEST_LANES + 1)
+    )
+    with connections[DATABASE].cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT ARRAY[{}] FROM unnest(%s::bigint[]) AS i").format(lanes), [list(ids)])
+        return _fold(DIGEST_GENESIS, cursor.fetchone()[0])
 
 
 # --- preview, enable ---------------------------------------------------------------------------
@@ -176,20 +233,21 @@ def compute_preview(policy: RetentionPolicy, now: datetime | None = None) -> Pre
     spec = policy.spec
     model = spec.model
     cutoff = cutoff_for(policy, now)
-    pending, pending_params = _pending(spec, policy.action, policy.age_field)
-    age, pk = _ident(model, policy.age_field), _ident(model, model._meta.pk.name)
+    pending, params = _pending(spec, policy.action, policy.age_field)
+    params["cutoff"] = cutoff
+    age, pk = _ident(model, policy.age_field), _pk(model)
     count_sql = sql.SQL("SELECT count(*), min({age}) FROM {table} WHERE {pending}").format(
         age=age, table=_table(model), pending=pending
     )
-    oldest_sql = sql.SQL("SELECT {pk} FROM {table} WHERE {age} = %s ORDER BY {pk} LIMIT 1").format(
+    oldest_sql = sql.SQL("SELECT {pk} FROM {table} WHERE {age} = %(oldest)s ORDER BY {pk} LIMIT 1").format(
         pk=pk, table=_table(model), age=age
     )
     with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-        cursor.execute(count_sql, [cutoff, *pending_params])
+        cursor.execute(count_sql, params)
         rows, oldest_at = cursor.fetchone()
         oldest_id = None
         if oldest_at is not None:
-            cursor.execute(oldest_sql, [oldest_at])
+            cursor.execute(oldest_sql, {"oldest": oldest_at})
             oldest_id = cursor.fetchone()[0]
     return Preview(policy.dataset, policy.action, cutoff, rows, oldest_id, oldest_at)
 
@@ -297,7 +355,7 @@ def _start_or_resume(policy: RetentionPolicy, trigger: str, actor) -> RetentionR
         if run is not None:
             RetentionRun.objects.filter(pk=run.pk).update(resumed=run.resumed + 1, heartbeat_at=timezone.now())
             run.resumed += 1
-            logger.info("retention run %s resumed at id %s", run.pk, run.cursor_id)
+            logger.info("retention run %s resumed at block %s (pass %s)", run.pk, run.cursor_block, run.passes)
             return run
         return RetentionRun.objects.create(
             policy=policy,
@@ -305,6 +363,7 @@ def _start_or_resume(policy: RetentionPolicy, trigger: str, actor) -> RetentionR
             trigger=trigger,
             requested_by=actor if getattr(actor, "is_authenticated", False) else None,
             cutoff=cutoff_for(policy),
+            window_blocks=FIRST_WINDOW,
         )
 
 
@@ -312,78 +371,119 @@ def _spec_of(run: RetentionRun) -> RetentionDataset:
     return DATASETS[run.rule["dataset"]]
 
 
-def _one_batch(run: RetentionRun, limit: int) -> int:
-    """Handle one batch in one transaction; returns rows handled (0: the run is done)."""
+_PROGRESS = (
+    "cursor_block",
+    "window_blocks",
+    "passes",
+    "batches",
+    "rows_deleted",
+    "rows_archived",
+    "rows_anonymised",
+    "largest_batch_rows",
+    "digest",
+    "heartbeat_at",
+    "longest_batch_ms",
+)
+
+
+def _save_progress(run: RetentionRun) -> None:
+    # queryset.update: progress is not a change-history entry per batch.
+    RetentionRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in _PROGRESS})
+
+
+def _next_window(window: int, found: int, limit: int) -> int:
+    """Aim the next window at about 90% of a batch, growing at most fourfold at a time."""
+    if found == 0:
+        return min(window * 4, MAX_WINDOW)
+    return max(1, min(int(window * limit * 0.9 / found), window * 4, MAX_WINDOW))
+
+
+@dataclass
+class _Step:
+    done: bool  # the pass reached the end of the table
+    handled: int
+
+
+def _one_batch(run: RetentionRun, limit: int) -> _Step:
+    """One window in one transaction (a too-dense window is halved and tried again)."""
     spec = _spec_of(run)
     action, age_field = run.rule["action"], run.rule["age_field"]
-    statement, pending_params = _batch_statement(spec, action, age_field)
-    params = [run.cutoff, *pending_params, run.cursor_id, limit]
-    if action == RetentionAction.ARCHIVE:
-        params += [run.pk, timezone.now()]
-    elif action == RetentionAction.ANONYMISE:
-        params += [value for _, value in _anonymise_values(spec)]
-    started = time.perf_counter()
-    with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-        cursor.execute(statement, params)
-        max_id, removed, kept, batch_digest = cursor.fetchone()
-        if max_id is None:
-            return 0
-        handled = removed if action != RetentionAction.ANONYMISE else kept
-        digest = hashlib.sha256(bytes.fromhex(run.digest) + bytes(batch_digest)).hexdigest()
-        run.cursor_id = max_id
-        run.batches += 1
-        run.rows_deleted += removed
-        run.rows_archived += kept if action == RetentionAction.ARCHIVE else 0
-        run.rows_anonymised += kept if action == RetentionAction.ANONYMISE else 0
-        run.digest = digest
-        run.heartbeat_at = timezone.now()
-        # queryset.update: progress is not a change-history entry per batch.
-        RetentionRun.objects.filter(pk=run.pk).update(
-            cursor_id=run.cursor_id,
-            batches=run.batches,
-            rows_deleted=run.rows_deleted,
-            rows_archived=run.rows_archived,
-            rows_anonymised=run.rows_anonymised,
-            digest=run.digest,
-            heartbeat_at=run.heartbeat_at,
-            longest_batch_ms=run.longest_batch_ms,
+    ordered = False
+    while True:
+        lo = run.cursor_block
+        hi = lo + (1 if ordered else run.window_blocks)
+        statement, params = _batch_statement(spec, action, age_field, ordered)
+        params.update(
+            cutoff=run.cutoff,
+            lo=f"({lo},0)",
+            hi=f"({hi},0)",
+            over=limit + 1,
+            limit=limit,
+            table=spec.model._meta.db_table,
         )
-    elapsed_ms = int((time.perf_counter() - started) * 1000)
-    run.longest_batch_ms = max(run.longest_batch_ms, elapsed_ms)
-    return max(handled, 1)
+        if action == RetentionAction.ARCHIVE:
+            params.update(run=run.pk, now=timezone.now())
+        started = time.perf_counter()
+        with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
+            cursor.execute(statement, params)
+            found, removed, kept, lanes, blocks = cursor.fetchone()
+            too_dense = found > limit and not ordered
+            if not too_dense:
+                handled = kept if action == RetentionAction.ANONYMISE else removed
+                if ordered:
+                    # The dense block may hold more: stay on it until a batch comes back short.
+                    run.cursor_block = lo if handled == limit else lo + 1
+                    run.window_blocks = 1
+                else:
+                    run.cursor_block = hi
+                    run.window_blocks = _next_window(run.window_blocks, found, limit)
+                if handled:
+                    run.batches += 1
+                    run.rows_deleted += removed
+                    run.rows_archived += kept if action == RetentionAction.ARCHIVE else 0
+                    run.rows_anonymised += kept if action == RetentionAction.ANONYMISE else 0
+                    run.largest_batch_rows = max(run.largest_batch_rows, handled)
+                    run.digest = _fold(run.digest, lanes)
+                run.heartbeat_at = timezone.now()
+                _save_progress(run)
+        run.longest_batch_ms = max(run.longest_batch_ms, int((time.perf_counter() - started) * 1000))
+        if not too_dense:
+            return _Step(done=run.cursor_block >= blocks, handled=handled)
+        if run.window_blocks > 1:
+            run.window_blocks = max(1, run.window_blocks // 2)
+        else:
+            ordered = True
 
 
 def remaining(spec: RetentionDataset, action: str, age_field: str, cutoff: datetime) -> int:
-    """Rows the rule would still handle, counted in short id-window transactions."""
-    model = spec.model
-    table, pk = _table(model), _ident(model, model._meta.pk.name)
-    pending, pending_params = _pending(spec, action, age_field)
-    bounds = sql.SQL("SELECT min({pk}), max({pk}) FROM {table}").format(pk=pk, table=table)
-    window = sql.SQL("SELECT count(*) FROM {table} WHERE {pk} >= %s AND {pk} < %s AND {pending}").format(
-        table=table, pk=pk, pending=pending
+    """Rows the rule would still handle, counted in short block-window transactions."""
+    table = _table(spec.model)
+    pending, params = _pending(spec, action, age_field)
+    params["cutoff"] = cutoff
+    size = sql.SQL("SELECT pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint")
+    window = sql.SQL("SELECT count(*) FROM {table} WHERE {window} AND {pending}").format(
+        table=table, window=_WINDOW, pending=pending
     )
-    with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-        cursor.execute(bounds)
-        low, high = cursor.fetchone()
-    if low is None:
-        return 0
-    total = 0
-    start = low
-    while start <= high:
+    total, lo = 0, 0
+    while True:
         with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-            cursor.execute(window, [start, start + VERIFY_WINDOW, cutoff, *pending_params])
+            cursor.execute(size, {"table": spec.model._meta.db_table})
+            blocks = cursor.fetchone()[0]
+            if lo >= blocks:
+                return total
+            cursor.execute(window, {**params, "lo": f"({lo},0)", "hi": f"({lo + MAX_WINDOW},0)"})
             total += cursor.fetchone()[0]
-        start += VERIFY_WINDOW
-    return total
+        lo += MAX_WINDOW
 
 
 def _canonical(document: dict) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def _finish(run: RetentionRun, status: str, note: str = "") -> RetentionRun:
+def _finish(run: RetentionRun, status: str, note: str = "", left: int | None = None) -> RetentionRun:
     spec = _spec_of(run)
-    left = remaining(spec, run.rule["action"], run.rule["age_field"], run.cutoff)
+    if left is None:
+        left = remaining(spec, run.rule["action"], run.rule["age_field"], run.cutoff)
     finished = timezone.now()
     document = {
         "kind": "retention-proof/v1",
@@ -400,10 +500,12 @@ def _finish(run: RetentionRun, status: str, note: str = "") -> RetentionRun:
         "rows": {"deleted": run.rows_deleted, "archived": run.rows_archived, "anonymised": run.rows_anonymised},
         "batches": run.batches,
         "batch_size_limit": batch_size(),
+        "largest_batch_rows": run.largest_batch_rows,
+        "longest_transaction_ms": run.longest_batch_ms,
+        "passes": run.passes,
         "resumed": run.resumed,
-        "last_id": run.cursor_id,
-        "id_digest": run.digest,
-        "id_digest_algorithm": DIGEST_NOTE,
+        "id_fingerprint": run.digest,
+        "id_fingerprint_algorithm": DIGEST_NOTE,
         "rows_older_than_cutoff_after_run": left,
     }
     if spec.archive_model_label:
@@ -430,7 +532,7 @@ def _finish(run: RetentionRun, status: str, note: str = "") -> RetentionRun:
                 "archived": run.rows_archived,
                 "anonymised": run.rows_anonymised,
                 "batches": run.batches,
-                "id_digest": run.digest,
+                "id_fingerprint": run.digest,
                 "remaining": left,
                 "proof_sha256": proof_sha256,
             },
@@ -480,15 +582,28 @@ def run_policy(
             if closed is not None:
                 closed.append(stopped)
         run = _start_or_resume(policy, trigger, actor)
+        spec = _spec_of(run)
+        checked = 0.0
         try:
             while True:
-                state = RetentionPolicy.objects.filter(pk=policy.pk).values("enabled", "legal_hold").first() or {}
-                if not state.get("enabled") or state.get("legal_hold"):
-                    why = "legal hold placed" if state.get("legal_hold") else "policy disabled"
-                    return _finish(run, RunStatus.STOPPED, f"stopped: {why}")
-                if not _one_batch(run, limit):
-                    return _finish(run, RunStatus.COMPLETED)
-                if pause:
+                # A legal hold or a disable reaches a running run within a second.
+                if time.monotonic() - checked >= STATE_CHECK_SECONDS:
+                    state = RetentionPolicy.objects.filter(pk=policy.pk).values("enabled", "legal_hold").first() or {}
+                    if not state.get("enabled") or state.get("legal_hold"):
+                        why = "legal hold placed" if state.get("legal_hold") else "policy disabled"
+                        return _finish(run, RunStatus.STOPPED, f"stopped: {why}")
+                    checked = time.monotonic()
+                step = _one_batch(run, limit)
+                if step.done:
+                    left = remaining(spec, run.rule["action"], run.rule["age_field"], run.cutoff)
+                    if left == 0 or run.passes >= MAX_PASSES:
+                        return _finish(run, RunStatus.COMPLETED, left=left)
+                    # Rows were left behind: walk the table again from the start.
+                    run.passes += 1
+                    run.cursor_block, run.window_blocks = 0, FIRST_WINDOW
+                    with scoped(system=True, using=DATABASE):
+                        _save_progress(run)
+                elif pause and step.handled:
                     time.sleep(pause)
         except Exception as exc:
             # The batch rolled back; the run stays unfinished and the next run resumes it.
@@ -516,7 +631,7 @@ def run_due(*, trigger: str = RunTrigger.SCHEDULE, actor=None, datasets: list[st
     """Apply every enabled policy not on legal hold (orders before the archive they feed)."""
     order = list(DATASETS)
     policies = sorted(RetentionPolicy.objects.all(), key=lambda p: order.index(p.dataset))
-    runs = []
+    runs: list[RetentionRun] = []
     for policy in policies:
         if datasets and policy.dataset not in datasets:
             continue

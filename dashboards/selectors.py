@@ -98,6 +98,8 @@ def _month(column: str):
 
 
 _PAID = Q(status__in=PAID_STATUSES)
+# COUNT(*), not COUNT(id): every aggregated column is in the covering indexes (dashboards
+# migration 0002), so PostgreSQL can answer a team's range from the index alone.
 
 
 def customers_by_month(user, period: Period, team_ids=None) -> dict[date, int]:
@@ -116,7 +118,7 @@ def orders_by_month(user, period: Period, team_ids=None) -> dict[date, dict]:
         _in(_rows(Order, user, team_ids), "created_at", period)
         .annotate(month=_month("created_at"))
         .values("month")
-        .annotate(orders=Count("id"), buyers=Count("customer_id", filter=_PAID, distinct=True))
+        .annotate(orders=Count("*"), buyers=Count("customer_id", filter=_PAID, distinct=True))
         .order_by("month")
     )
     return {row["month"]: {"orders": row["orders"], "buyers": row["buyers"]} for row in rows}
@@ -143,7 +145,7 @@ def page_views_by_month(user, period: Period, team_ids=None) -> dict[date, dict]
         _in(_rows(PageView, user, team_ids), "timestamp", period)
         .annotate(month=_month("timestamp"))
         .values("month")
-        .annotate(views=Count("id"), visitors=Count("customer_id", distinct=True))
+        .annotate(views=Count("*"), visitors=Count("customer_id", distinct=True))
         .order_by("month")
     )
     return {row["month"]: {"views": row["views"], "visitors": row["visitors"]} for row in rows}
@@ -151,13 +153,13 @@ def page_views_by_month(user, period: Period, team_ids=None) -> dict[date, dict]
 
 def order_totals(user, period: Period, team_ids=None) -> dict:
     return _in(_rows(Order, user, team_ids), "created_at", period).aggregate(
-        orders=Count("id"), buyers=Count("customer_id", filter=_PAID, distinct=True)
+        orders=Count("*"), buyers=Count("customer_id", filter=_PAID, distinct=True)
     )
 
 
 def page_view_totals(user, period: Period, team_ids=None) -> dict:
     return _in(_rows(PageView, user, team_ids), "timestamp", period).aggregate(
-        views=Count("id"), visitors=Count("customer_id", distinct=True)
+        views=Count("*"), visitors=Count("customer_id", distinct=True)
     )
 
 
@@ -165,7 +167,7 @@ def top_pages(user, period: Period, team_ids=None, limit: int = TOP_PAGES) -> li
     rows = (
         _in(_rows(PageView, user, team_ids), "timestamp", period)
         .values("page")
-        .annotate(views=Count("id"), visitors=Count("customer_id", distinct=True))
+        .annotate(views=Count("*"), visitors=Count("customer_id", distinct=True))
         .order_by("-views", "page")[:limit]
     )
     return [dict(row) for row in rows]
@@ -182,7 +184,7 @@ def breakdown(user, period: Period, by: str, team_ids=None) -> list[dict]:
         row[key]: row
         for row in _in(_rows(Order, user, team_ids), "created_at", period)
         .values(key)
-        .annotate(orders=Count("id"), buyers=Count("customer_id", filter=_PAID, distinct=True))
+        .annotate(orders=Count("*"), buyers=Count("customer_id", filter=_PAID, distinct=True))
     }
     revenue: dict[int, dict[str, Decimal]] = {}
     for row in (
@@ -196,7 +198,7 @@ def breakdown(user, period: Period, by: str, team_ids=None) -> list[dict]:
         row[key]: row
         for row in _in(_rows(PageView, user, team_ids), "timestamp", period)
         .values(key)
-        .annotate(views=Count("id"), visitors=Count("customer_id", distinct=True))
+        .annotate(views=Count("*"), visitors=Count("customer_id", distinct=True))
     }
     ids = set(customers) | set(orders) | set(views)
     if by == "team":

@@ -71,10 +71,13 @@ def scoped(user=None, *, system: bool = False, using: str = "default"):
     """Run the block in a transaction under the user's scope (or the system scope), then restore."""
     scope = SYSTEM_SCOPE if system else scope_for_user(user)
     conn = connections[using]
+    # Outermost: the settings end with the transaction itself, so there is nothing to read back
+    # or restore (two round trips fewer for every request, task and retention batch).
+    nested = conn.in_atomic_block
     with transaction.atomic(using=using):
-        previous = _current(using)
+        previous = _current(using) if nested else None
         _apply(using, scope)
         yield scope
         # A broken transaction is rolled back with its settings; otherwise restore the outer scope.
-        if not conn.needs_rollback:
+        if previous is not None and not conn.needs_rollback:
             _apply(using, previous)

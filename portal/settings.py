@@ -343,7 +343,7 @@ AXES_SENSITIVE_PARAMETERS = ["username", "email", "otp", "code", "otp_token", "p
 API_TOKEN_TOUCH_SECONDS = 60
 # Accounts with no login for this many days are disabled by a daily beat task.
 INACTIVE_ACCOUNT_DAYS = env.int("INACTIVE_ACCOUNT_DAYS", default=90)
-# A quarter's access review is due this many days after the quarter begins.
+# A quarter's access review is due this many days after the quarter (or a late review) began.
 ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=30)
 # --- end Access ------------------------------------------------------------------------------
 # Celery must not replace the root logger's handlers: workers keep the JSON, redacting handler.

@@ -152,16 +152,18 @@ def test_page_views_purged_in_batches_with_proof_and_audit(customers, settings):
     assert owner_ids(PageView) == set(fresh)
     run = RetentionRun.objects.get(pk=run.pk)
     assert run.rows_deleted == 30 and run.rows_archived == 0
-    assert run.batches == math.ceil(30 / 7)
-    assert run.cursor_id == max(old)
+    assert run.batches == math.ceil(30 / 7) and run.largest_batch_rows == 7
+    # The fingerprint is a set digest of the ids handled: recomputable from the ids alone.
+    assert run.digest == retention.fingerprint(old) != retention.fingerprint(old[1:])
     proof = RetentionProof.objects.get(run=run)
     assert proof.document["rows"] == {"deleted": 30, "archived": 0, "anonymised": 0}
     assert proof.document["rows_older_than_cutoff_after_run"] == 0
-    assert proof.document["batch_size_limit"] == 7
+    assert proof.document["batch_size_limit"] == 7 and proof.document["largest_batch_rows"] == 7
+    assert proof.document["id_fingerprint"] == run.digest
     assert proof_state(proof).startswith("intact: matches")
     event = AuditEvent.objects.get(pk=proof.audit_event_id)
     assert event.action == "RETENTION_PURGE" and event.rows == 30 and event.success
-    assert event.extra["proof_sha256"] == proof.sha256 and event.extra["id_digest"] == run.digest
+    assert event.extra["proof_sha256"] == proof.sha256 and event.extra["id_fingerprint"] == run.digest
     # The proof document holds ids, counts and digests: nothing about a person.
     text = json.dumps(proof.document)
     assert all(c.email not in text and c.name not in text for c in customers)

@@ -12,6 +12,10 @@ def menu_items(request) -> list[dict]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []
+    from accounts import selectors
+
+    if policy.requires_mfa(user) and not selectors.session_is_verified(user):
+        return []  # between the password and the second factor: nothing to open yet
     items = []
     rule = policy.dashboard_rule(user)
     if rule is not None:
