@@ -7,9 +7,12 @@ than an erasure does not hold its register row, the ledger does.  Ledger entries
 the table are put back first.  Rows are found through the blind-index values kept at erasure
 time (index look-ups), and only rows created before that erasure count: a customer who signed up
 again later is a new relationship.  One transaction per subject, under the system scope; each
-subject whose rows came back gets its pseudonymous USER_DELETED event.  If the look-up key was
-rotated after the backup was taken, run ``rotate_keys`` first so restored rows carry current
-index values."""
+subject whose rows came back gets its pseudonymous USER_DELETED event.
+
+Matching compares the stored index values with the restored rows' index columns, so run it right
+after the restore, before any ``rotate_keys``.  An erasure stores the values under the current
+and the previous look-up keys (``BLIND_INDEX_OLD_KEYS``): keep a retired key there for as long as
+backups made under it are kept."""
 
 import json
 from datetime import datetime
