@@ -145,13 +145,12 @@ def access(user, action: Action | str) -> Access:
     role = selectors.role_of(user)
     scope = scope_of(role, Action(action))
     team_ids: frozenset[int] = frozenset()
+    # Approved, unexpired temporary grants widen the view (never export) by whole teams.
+    with_grants = Action(action) == Action.VIEW
     if scope == Scope.TEAM:
-        team_ids = selectors.team_ids_of_member(user)
+        team_ids = selectors.team_ids_of_member(user, with_grants=with_grants)
     elif scope == Scope.DEPARTMENT:
-        team_ids = selectors.team_ids_of_department(user)
-    if scope in TEAM_LIST_SCOPES and Action(action) == Action.VIEW:
-        # Approved, unexpired temporary grants widen the view (never export) by whole teams.
-        team_ids = team_ids | selectors.granted_team_ids(user)
+        team_ids = selectors.team_ids_of_department(user, with_grants=with_grants)
     cache[action] = Access(role=role, scope=scope, team_ids=team_ids, user_id=user.pk)
     return cache[action]
 

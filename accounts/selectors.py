@@ -33,29 +33,39 @@ def has_duty(user, duty: Duty) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and user.groups.filter(name=duty.value).exists()
 
 
-def team_ids_of_member(user) -> frozenset[int]:
-    """Teams the user belongs to or manages."""
-    ids = Team.objects.filter(Q(members=user) | Q(manager=user)).values_list("id", flat=True)
-    return frozenset(ids)
+def _member_teams(user):
+    return Team.objects.filter(Q(members=user) | Q(manager=user)).values_list("id", flat=True)
 
 
-def team_ids_of_department(user) -> frozenset[int]:
-    """Every team of the user's department."""
-    if user.department_id is None:
-        return frozenset()
-    return frozenset(Team.objects.filter(department_id=user.department_id).values_list("id", flat=True))
+def _department_teams(user):
+    return Team.objects.filter(department_id=user.department_id).values_list("id", flat=True)
 
 
-def granted_team_ids(user) -> frozenset[int]:
-    """Teams reachable through approved, unexpired temporary grants (checked on every use)."""
+def _granted_teams(user):
     from django.apps import apps
     from django.utils import timezone
 
     AccessGrant = apps.get_model("datasets", "AccessGrant")
-    rows = AccessGrant.objects.filter(
-        requester=user, kind="team_access", status="approved", expires_at__gt=timezone.now()
+    return AccessGrant.objects.filter(
+        requester=user, kind="team_access", status="approved", expires_at__gt=timezone.now(), team__isnull=False
     ).values_list("team_id", flat=True)
-    return frozenset(t for t in rows if t is not None)
+
+
+def team_ids_of_member(user, *, with_grants: bool = False) -> frozenset[int]:
+    """Teams the user belongs to or manages (plus temporary grants: one query either way)."""
+    query = _member_teams(user)
+    return frozenset(query.union(_granted_teams(user)) if with_grants else query)
+
+
+def team_ids_of_department(user, *, with_grants: bool = False) -> frozenset[int]:
+    """Every team of the user's department (plus temporary grants: one query either way)."""
+    query = _department_teams(user) if user.department_id is not None else Team.objects.none().values_list("id")
+    return frozenset(query.union(_granted_teams(user)) if with_grants else query)
+
+
+def granted_team_ids(user) -> frozenset[int]:
+    """Teams reachable through approved, unexpired temporary grants (checked on every use)."""
+    return frozenset(_granted_teams(user))
 
 
 # --- MFA ------------------------------------------------------------------------------------

@@ -37,8 +37,13 @@ def _derive(secret: str) -> tuple[bytes, AESGCM]:
 
 
 def _ring() -> dict[bytes, AESGCM]:
-    secrets = [settings.CRYPTOGRAPHY_KEY, *getattr(settings, "CRYPTOGRAPHY_OLD_KEYS", [])]
-    return dict(_derive(secret) for secret in secrets if secret)
+    return _ring_for(settings.CRYPTOGRAPHY_KEY, tuple(getattr(settings, "CRYPTOGRAPHY_OLD_KEYS", ())))
+
+
+@lru_cache(maxsize=8)
+def _ring_for(current: str, old: tuple[str, ...]) -> dict[bytes, AESGCM]:
+    # Built once per key set, not per value: decryption is on every row of every list.
+    return dict(_derive(secret) for secret in (current, *old) if secret)
 
 
 def current_key_id() -> bytes:

@@ -7,8 +7,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import policy
 from accounts.permissions import MfaSatisfied
 from datasets import services
+from datasets.api.permissions import PolicyAllows
 from datasets.api.serializers import (
     AccessGrantRequestSerializer,
     AccessGrantSerializer,
@@ -63,7 +65,8 @@ class AccessGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class RevealView(APIView):
     """POST /api/v1/customers/{id}/reveal/ {field, reason}: one clear value, audited."""
 
-    permission_classes = [IsAuthenticated, MfaSatisfied]
+    permission_classes = [IsAuthenticated, PolicyAllows, MfaSatisfied]
+    policy_action = policy.Action.VIEW
 
     @extend_schema(
         request=RevealSerializer,
