@@ -15,7 +15,10 @@ How a run works (``run_policy``):
   block with more than the batch size is handled in block order, ``RETENTION_BATCH_SIZE`` rows at
   a time.  The window then grows or shrinks towards the batch size.
 * A batch is all or nothing: the archive never holds a row that is still live or lost one that
-  is gone, and after a crash the run describes exactly what was committed.  An unfinished run is
+  is gone, and after a crash the run describes exactly what was committed.  Batches commit
+  without waiting for their WAL flush (``synchronous_commit = off`` for that transaction only):
+  a server crash can lose only whole recent batches together with their progress, which the
+  resumed run does again; the final proof transaction commits synchronously.  An unfinished run is
   resumed by the next run of its policy (same cutoff, cursor and window), so an interrupted and
   resumed run ends in the same state, with the same digest, as an uninterrupted one.
 * At the end of a pass the post-condition is counted (rows still older than the cutoff, in short
@@ -121,39 +124,59 @@ def _pending(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.C
 _WINDOW = sql.SQL("ctid >= %(lo)s::tid AND ctid < %(hi)s::tid")
 
 
+_TALLY = "portal.retention_batch"  # transaction-local: "rows,lane1,lane2,lane3,lane4" of the batch
+
+
+def _lanes(column: sql.Composable) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.SQL("coalesce(bit_xor(hashint8extended({c}, {k})), 0)").format(c=column, k=sql.Literal(k))
+        for k in range(1, DIGEST_LANES + 1)
+    )
+
+
 def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> tuple[sql.Composed, dict]:
-    """One statement per batch.  Returns one row: expired rows in the window (counted up to
-    ``over``), rows removed, rows archived or anonymised, the four digest lanes of the handled
-    ids, and the table's size in blocks.  Parameters: cutoff, lo, hi, over, limit, table, and
-    run/now (archive) or the anonymised values (anonymise)."""
+    """One statement per batch.  Parameters: cutoff, lo, hi, over, limit, and run/now (archive) or
+    the anonymised values (anonymise).
+
+    Delete and anonymise: the main statement is the DELETE / UPDATE itself (its row count is exact,
+    and no RETURNING set is built, which keeps a batch close to the cost of a plain DELETE).  A CTE
+    counts the window's expired rows (up to ``over``) and stores that count and the digest lanes of
+    their ids in a transaction-local setting (``_TALLY``); the change applies only if the count is
+    at most ``limit``.  Archive: one statement returning (expired rows counted, rows removed, rows
+    archived, digest lanes of the removed ids), the archive receiving exactly the deleted versions.
+    Ordered (one block holds more than a batch): the first ``limit`` expired rows in block order."""
     model = spec.model
     table, pk = _table(model), _pk(model)
     pending, params = _pending(spec, action, age_field)
-    probe = sql.SQL(
-        "probe AS (SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {window} AND {pending} LIMIT %(over)s) w)"
-    ).format(table=table, window=_WINDOW, pending=pending)
     if ordered:
-        # One block holds more expired rows than a batch: take them in block order, a batch at a time.
-        target = sql.SQL(
-            "ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {window} AND {pending} ORDER BY ctid LIMIT %(limit)s))"
-        ).format(table=table, window=_WINDOW, pending=pending)
+        pick = sql.SQL(
+            "pick AS (SELECT ctid AS tid, {pk} AS id FROM {table} WHERE {window} AND {pending}"
+            " ORDER BY ctid LIMIT %(limit)s), "
+        ).format(pk=pk, table=table, window=_WINDOW, pending=pending)
+        counted = sql.SQL("pick")
+        target = sql.SQL("ctid = ANY(ARRAY(SELECT tid FROM pick)) AND (SELECT n FROM probe) >= 0")
     else:
+        pick = sql.SQL("")
+        counted = sql.SQL("(SELECT {pk} AS id FROM {table} WHERE {window} AND {pending} LIMIT %(over)s) w").format(
+            pk=pk, table=table, window=_WINDOW, pending=pending
+        )
         target = sql.SQL("{window} AND {pending} AND (SELECT n FROM probe) <= %(limit)s").format(
             window=_WINDOW, pending=pending
         )
-    lanes = sql.SQL(", ").join(
-        sql.SQL("bit_xor(hashint8extended({pk}, {k}))").format(pk=pk, k=sql.Literal(k))
-        for k in range(1, DIGEST_LANES + 1)
-    )
     if action == RetentionAction.ARCHIVE:
         archive = spec.archive_model
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.archive_columns)
-        change = sql.SQL(
-            "gone AS (DELETE FROM {table} WHERE {target} RETURNING {columns}),"
+        statement = sql.SQL(
+            "WITH {pick}probe AS (SELECT count(*) AS n FROM {counted}),"
+            " gone AS (DELETE FROM {table} WHERE {target} RETURNING {columns}),"
             " kept AS (INSERT INTO {archive} ({columns}, {run_col}, {archived_col})"
             " SELECT {columns}, %(run)s, %(now)s FROM gone"
             " ON CONFLICT ({archive_pk}) DO NOTHING RETURNING {archive_pk})"
+            " SELECT (SELECT n FROM probe), g.removed, (SELECT count(*) FROM kept), g.lanes"
+            " FROM (SELECT count(*) AS removed, ARRAY[{lanes}] AS lanes FROM gone) g"
         ).format(
+            pick=pick,
+            counted=counted,
             table=table,
             target=target,
             columns=columns,
@@ -161,29 +184,33 @@ def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordere
             run_col=_ident(archive, "run_id"),
             archived_col=_ident(archive, "archived_at"),
             archive_pk=_pk(archive),
+            lanes=_lanes(pk),
         )
-        kept = sql.SQL("(SELECT count(*) FROM kept)")
-    elif action == RetentionAction.ANONYMISE:
+        return statement, params
+    probe = sql.SQL(
+        "probe AS (SELECT count(*) AS n, set_config(%(tally)s, concat_ws(',', count(*), {lanes}), true) AS tally"
+        " FROM {counted})"
+    ).format(lanes=_lanes(sql.Identifier("id")), counted=counted)
+    if action == RetentionAction.ANONYMISE:
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = {}").format(column, sql.Placeholder(name)) for column, name, _ in _anonymise_values(spec)
         )
-        change = sql.SQL("gone AS (UPDATE {table} SET {assignments} WHERE {target} RETURNING {pk})").format(
-            table=table, assignments=assignments, target=target, pk=pk
+        change = sql.SQL("UPDATE {table} SET {assignments} WHERE {target}").format(
+            table=table, assignments=assignments, target=target
         )
-        kept = sql.SQL("(SELECT count(*) FROM gone)")
     else:
-        change = sql.SQL("gone AS (DELETE FROM {table} WHERE {target} RETURNING {pk})").format(
-            table=table, target=target, pk=pk
-        )
-        kept = sql.SQL("0")
-    removed = sql.SQL("0") if action == RetentionAction.ANONYMISE else sql.SQL("g.handled")
-    statement = sql.SQL(
-        "WITH {probe}, {change}"
-        " SELECT (SELECT n FROM probe), {removed}, {kept}, g.lanes,"
-        " pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint"
-        " FROM (SELECT count(*) AS handled, ARRAY[{lanes}] AS lanes FROM gone) g"
-    ).format(probe=probe, change=change, removed=removed, kept=kept, lanes=lanes)
-    return statement, params
+        change = sql.SQL("DELETE FROM {table} WHERE {target}").format(table=table, target=target)
+    params["tally"] = _TALLY
+    return sql.SQL("WITH {pick}{probe} {change}").format(pick=pick, probe=probe, change=change), params
+
+
+# Read back after a delete/anonymise batch, in its transaction: the tally, the table's size, and
+# the batch's asynchronous commit (it carries its own progress: a server crash can only lose whole
+# recent batches, which the resumed run does again).
+_AFTER_BATCH = sql.SQL(
+    "SELECT current_setting(%(tally)s), pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
+    " set_config('synchronous_commit', 'off', true)"
+)
 
 
 def _fold(digest: str, lanes) -> str:
@@ -408,31 +435,35 @@ def _one_batch(run: RetentionRun, limit: int) -> _Step:
     """One window in one transaction (a too-dense window is halved and tried again)."""
     spec = _spec_of(run)
     action, age_field = run.rule["action"], run.rule["age_field"]
+    table_name = spec.model._meta.db_table
     ordered = False
     while True:
         lo = run.cursor_block
         hi = lo + (1 if ordered else run.window_blocks)
         statement, params = _batch_statement(spec, action, age_field, ordered)
-        params.update(
-            cutoff=run.cutoff,
-            lo=f"({lo},0)",
-            hi=f"({hi},0)",
-            over=limit + 1,
-            limit=limit,
-            table=spec.model._meta.db_table,
-        )
+        params.update(cutoff=run.cutoff, lo=f"({lo},0)", hi=f"({hi},0)", over=limit + 1, limit=limit)
         if action == RetentionAction.ARCHIVE:
             params.update(run=run.pk, now=timezone.now())
         started = time.perf_counter()
         with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
             cursor.execute(statement, params)
-            found, removed, kept, lanes, blocks = cursor.fetchone()
+            if action == RetentionAction.ARCHIVE:
+                found, removed, kept, lanes = cursor.fetchone()
+                cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
+                _, blocks, _ = cursor.fetchone()
+            else:
+                changed = cursor.rowcount
+                cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
+                tally, blocks, _ = cursor.fetchone()
+                found, *lanes = (int(part) for part in tally.split(","))
+                removed = changed if action == RetentionAction.DELETE else 0
+                kept = changed if action == RetentionAction.ANONYMISE else 0
             too_dense = found > limit and not ordered
             if not too_dense:
                 handled = kept if action == RetentionAction.ANONYMISE else removed
                 if ordered:
                     # The dense block may hold more: stay on it until a batch comes back short.
-                    run.cursor_block = lo if handled == limit else lo + 1
+                    run.cursor_block = lo if found == limit else lo + 1
                     run.window_blocks = 1
                 else:
                     run.cursor_block = hi

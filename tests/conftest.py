@@ -21,10 +21,22 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases=set(BOTH_DATABASES))
+    _forget_alert_trackers()
     yield
     with django_db_blocker.unblock():
         connections.close_all()
         teardown_databases(config, verbosity=0)
+
+
+def _forget_alert_trackers():
+    """Redis outlives test databases: drop an earlier run's distinct-customer trackers (ids repeat)."""
+    from django.conf import settings
+
+    from audit import alerts
+
+    client = alerts._redis(settings.REDIS_URL)
+    for key in client.scan_iter(alerts.tracker_key("*")):
+        client.delete(key)
 
 
 class Org:

@@ -238,3 +238,14 @@ def test_the_celery_task_sends_through_the_same_service(smtp_receiver, settings)
     alert = alerts.gdpr_request_overdue(79)
     assert notify_alert.apply(args=[alert.pk]).get() == {"email": True, "webhook": False}
     assert len(smtp_receiver.messages) == 1
+
+
+def test_distinct_customer_rule_falls_back_to_the_audit_table_without_redis(settings):
+    settings.ALERT_DISTINCT_CUSTOMERS = 2
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    user = make_user("Manager")
+    services.record(AuditAction.VIEW, actor=user, resource="customer", object_ids=[1, 2], rows=2)
+    assert alerts_for(Rule.DISTINCT_CUSTOMERS) == []
+    services.record(AuditAction.VIEW, actor=user, resource="customer", object_ids=[2, 3], rows=2)
+    [alert] = alerts_for(Rule.DISTINCT_CUSTOMERS)
+    assert alert.detail["distinct_customers"] == 3
