@@ -42,6 +42,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connections
@@ -204,11 +205,27 @@ def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordere
     return sql.SQL("WITH {pick}{probe} {change}").format(pick=pick, probe=probe, change=change), params
 
 
-# Read back after a delete/anonymise batch, in its transaction: the tally, the table's size, and
+@lru_cache(maxsize=32)
+def _cached_statement(dataset: str, action: str, age_field: str, ordered: bool) -> tuple[str, tuple]:
+    statement, params = _batch_statement(DATASETS[dataset], action, age_field, ordered)
+    connection = connections[DATABASE]
+    connection.ensure_connection()
+    return statement.as_string(connection.connection), tuple(params.items())
+
+
+def _statement_for(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> tuple[str, dict]:
+    """The batch statement rendered once per process (it only depends on the rule)."""
+    text, params = _cached_statement(spec.key, action, age_field, ordered)
+    return text, dict(params)
+
+
+# Read back after a delete/anonymise batch, in its transaction: the tally (unset when the window
+# held no expired row: the guard was never evaluated), the table's size, and
 # the batch's asynchronous commit (it carries its own progress: a server crash can only lose whole
 # recent batches, which the resumed run does again).
 _AFTER_BATCH = sql.SQL(
-    "SELECT current_setting(%(tally)s), pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
+    "SELECT coalesce(nullif(current_setting(%(tally)s, true), ''), '0,0,0,0,0'),"
+    " pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
     " set_config('synchronous_commit', 'off', true)"
 )
 
@@ -419,10 +436,10 @@ def _save_progress(run: RetentionRun) -> None:
 
 
 def _next_window(window: int, found: int, limit: int) -> int:
-    """Aim the next window at about 90% of a batch, growing at most fourfold at a time."""
+    """Aim the next window at about 95% of a batch, growing at most fourfold at a time."""
     if found == 0:
         return min(window * 4, MAX_WINDOW)
-    return max(1, min(int(window * limit * 0.9 / found), window * 4, MAX_WINDOW))
+    return max(1, min(int(window * limit * 0.95 / found), window * 4, MAX_WINDOW))
 
 
 @dataclass
@@ -440,7 +457,7 @@ def _one_batch(run: RetentionRun, limit: int) -> _Step:
     while True:
         lo = run.cursor_block
         hi = lo + (1 if ordered else run.window_blocks)
-        statement, params = _batch_statement(spec, action, age_field, ordered)
+        statement, params = _statement_for(spec, action, age_field, ordered)
         params.update(cutoff=run.cutoff, lo=f"({lo},0)", hi=f"({hi},0)", over=limit + 1, limit=limit)
         if action == RetentionAction.ARCHIVE:
             params.update(run=run.pk, now=timezone.now())

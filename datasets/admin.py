@@ -69,4 +69,5 @@ class CustomerAdmin(RestrictedReadOnlyAdmin):
             return queryset, False
         return queryset.by_email(search_term), False
 
+
 from datasets import admin_activity  # noqa: E402, F401  (registers the other dataset admins)
