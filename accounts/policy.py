@@ -327,6 +327,35 @@ def may_manage_alerts(user) -> bool:
     return audit_view(user) == AuditView.ALL
 
 
+# --- Incident response (audit app) ------------------------------------------------------------
+class IncidentRight(StrEnum):
+    MANAGE = "manage"  # open incidents, move their stages, link alerts, run containment actions
+    BREACH = "breach"  # the breach fields: flag, affected data and people, notification times
+
+
+# Who holds each right: (roles, duties).  Either right shows the incident admin.
+INCIDENT_RULES: dict[IncidentRight, tuple[frozenset[Role], frozenset[Duty]]] = {
+    IncidentRight.MANAGE: (frozenset({Role.ADMIN}), frozenset()),
+    IncidentRight.BREACH: (frozenset({Role.ADMIN}), frozenset({Duty.DPO})),
+}
+
+
+def may_incident(user, right: IncidentRight | str) -> bool:
+    """Whether the user holds an incident-response right (by role or by duty)."""
+    from accounts import selectors
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    roles, duties = INCIDENT_RULES.get(IncidentRight(right), (frozenset(), frozenset()))
+    if selectors.role_of(user) in roles:
+        return True
+    return any(selectors.has_duty(user, duty) for duty in duties)
+
+
+def may_see_incidents(user) -> bool:
+    return any(may_incident(user, right) for right in IncidentRight)
+
+
 # --- Authentication, sessions, tokens, access reviews and the admin site ----------------------
 # Roles and duties that must pass a second factor (TOTP) before the admin site, any write or
 # any export answers them.  Reads over the API work on a password-issued token alone.

@@ -10,22 +10,33 @@ import json
 from datetime import UTC, datetime, time, timedelta
 
 from auditlog.models import LogEntry
+from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Max
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils import timezone as dj_timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
 
 from accounts import policy
-from audit import selectors
+from audit import incidents, selectors
 from audit import services as audit
-from audit.choices import AuditAction
-from audit.models import AuditChainCheck, AuditEvent, SecurityAlert
+from audit.choices import INCIDENT_STAGE_ORDER, AuditAction, ContainmentAction, IncidentStageName
+from audit.models import (
+    AuditChainCheck,
+    AuditEvent,
+    BlockedIP,
+    EvidenceSnapshot,
+    Incident,
+    IncidentStage,
+    SecurityAlert,
+)
 
 COUNT_CAP = 10_000
 EXPORT_BATCH = 2000
@@ -418,3 +429,280 @@ class AuditChainCheckAdmin(ReadOnlyAuditAdmin):
     list_display = ["id", "checked_at", "ok", "events", "head_id", "first_bad_id", "alerts_open", "alerts_raised_24h"]
     list_filter = ["ok"]
     readonly_fields = [f.name for f in AuditChainCheck._meta.fields]
+
+
+# --- Incident response -----------------------------------------------------------------------
+
+
+class IncidentForm(forms.ModelForm):
+    stage_notes = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Notes for the stage entered now (when the stage changes, or on creation)",
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "title",
+            "summary",
+            "owner",
+            "alerts",
+            "stage",
+            "is_breach",
+            "breach_detected_at",
+            "data_categories",
+            "affected_subjects",
+            "authority_notified_at",
+            "subjects_notified_at",
+        ]
+
+    def clean_stage(self):
+        stage = self.cleaned_data.get("stage")
+        current = self.instance.stage if self.instance.pk else IncidentStageName.DETECT
+        if not self.instance.pk and stage != IncidentStageName.DETECT:
+            raise forms.ValidationError("a new incident starts in the detect stage")
+        if INCIDENT_STAGE_ORDER.index(stage) < INCIDENT_STAGE_ORDER.index(current):
+            raise forms.ValidationError("an incident moves forward only")
+        return stage
+
+
+class IncidentStageInline(admin.TabularInline):
+    model = IncidentStage
+    extra = 0
+    fields = ["stage", "at", "by", "notes"]
+    readonly_fields = ["stage", "at", "by"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return policy.may_see_incidents(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return policy.may_incident(request.user, policy.IncidentRight.MANAGE)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class EvidenceSnapshotInline(admin.TabularInline):
+    model = EvidenceSnapshot
+    extra = 0
+    fields = ["created_at", "actor_id", "period_start", "period_end", "events", "sha256"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return policy.may_see_incidents(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Incidents through the five stages, the breach clock, and the containment buttons.
+
+    Admin role: everything; DPO duty: the breach fields (``accounts.policy.INCIDENT_RULES``)."""
+
+    form = IncidentForm
+    list_display = ["id", "title", "stage", "owner", "is_breach", "deadline", "authority_notified_at", "opened_at"]
+    list_filter = ["stage", "is_breach"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["alerts"]
+    inlines = [IncidentStageInline, EvidenceSnapshotInline]
+    actions = None
+    change_form_template = "admin/audit/incident/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["title", "summary", "owner", "alerts", "opened_at"]}),
+        ("Stage", {"fields": ["stage", "stage_notes"]}),
+        (
+            "Breach (GDPR Art. 33/34)",
+            {
+                "fields": [
+                    "is_breach",
+                    "breach_detected_at",
+                    "deadline",
+                    "data_categories",
+                    "affected_subjects",
+                    "authority_notified_at",
+                    "subjects_notified_at",
+                ]
+            },
+        ),
+    ]
+    MANAGE_FIELDS = ["title", "summary", "owner", "alerts", "stage", "stage_notes"]
+    BREACH_FIELDS = [
+        "is_breach",
+        "breach_detected_at",
+        "data_categories",
+        "affected_subjects",
+        "authority_notified_at",
+        "subjects_notified_at",
+    ]
+
+    def _may(self, request, right) -> bool:
+        cache = request.__dict__.setdefault("_portal_incident_rights", {})
+        if right not in cache:
+            cache[right] = policy.may_incident(request.user, right)
+        return cache[right]
+
+    def has_module_permission(self, request):
+        return policy.may_see_incidents(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return policy.may_see_incidents(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return policy.may_see_incidents(request.user)
+
+    def has_add_permission(self, request):
+        return self._may(request, policy.IncidentRight.MANAGE)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["opened_at", "deadline"]
+        if not self._may(request, policy.IncidentRight.MANAGE):
+            readonly += [f for f in self.MANAGE_FIELDS if f != "stage_notes"]
+        if not self._may(request, policy.IncidentRight.BREACH):
+            readonly += self.BREACH_FIELDS
+        return readonly
+
+    def get_fieldsets(self, request, obj=None):
+        if self._may(request, policy.IncidentRight.MANAGE):
+            return self.fieldsets
+        return [(name, {"fields": [f for f in opts["fields"] if f != "stage_notes"]}) for name, opts in self.fieldsets]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            from accounts.models import User
+
+            kwargs["queryset"] = User.objects.filter(is_active=True, is_staff=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="notify the authority by")
+    def deadline(self, obj):
+        deadline = obj.breach_deadline if obj else None
+        if deadline is None:
+            return "-"
+        if obj.authority_notified_at:
+            return f"{deadline:%Y-%m-%d %H:%M} UTC (notified {obj.authority_notified_at:%Y-%m-%d %H:%M})"
+        left = deadline - dj_timezone.now()
+        hours = int(left.total_seconds() // 3600)
+        state = f"{hours} h left" if hours >= 0 else f"OVERDUE by {-hours} h"
+        return f"{deadline:%Y-%m-%d %H:%M} UTC ({state})"
+
+    def save_model(self, request, obj, form, change):
+        notes = form.cleaned_data.get("stage_notes", "")
+        if not change:
+            obj.save()
+            incidents.start_incident(obj, actor=request.user, notes=notes)
+            return
+        before = Incident.objects.filter(pk=obj.pk).values(*incidents.BREACH_FIELDS, "stage").first() or {}
+        target = obj.stage
+        obj.stage = before.get("stage", target)
+        obj.save()
+        if target != obj.stage:
+            incidents.move_to_stage(obj, target, actor=request.user, notes=notes)
+        incidents.breach_fields_changed(obj, before, actor=request.user)
+
+    # Containment: POST-only buttons on the change page.
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/contain/<str:action>/", view(self.contain_view), name="audit_incident_contain"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        incident = Incident.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if incident is not None and self._may(request, policy.IncidentRight.MANAGE):
+            from accounts.models import User
+
+            actor_ids, ips = incidents.alert_subjects(incident)
+            extra_context["containment"] = {
+                "users": User.objects.filter(pk__in=actor_ids).order_by("pk"),
+                "ips": ips,
+                "blocked": set(BlockedIP.objects.filter(ip_address__in=ips).values_list("ip_address", flat=True)),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def contain_view(self, request, object_id, action):
+        from accounts.models import User
+
+        if not self._may(request, policy.IncidentRight.MANAGE):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        incident = get_object_or_404(Incident, pk=object_id)
+        back = redirect("admin:audit_incident_change", incident.pk)
+        try:
+            if action in (ContainmentAction.DISABLE_ACCOUNT, ContainmentAction.REVOKE_SESSIONS):
+                raw = request.POST.get("user_id", "").strip()
+                if not (raw.isdigit() and len(raw) <= 18):
+                    return HttpResponseBadRequest("user_id must be an id")
+                user = get_object_or_404(User, pk=int(raw))
+                if action == ContainmentAction.DISABLE_ACCOUNT:
+                    incidents.disable_account(incident, user, actor=request.user)
+                    messages.success(request, f"Account #{user.pk} disabled; its sessions and tokens ended.")
+                else:
+                    sessions, tokens = incidents.revoke_sessions(incident, user, actor=request.user)
+                    messages.success(request, f"Account #{user.pk}: {sessions} sessions and {tokens} tokens ended.")
+            elif action == ContainmentAction.BLOCK_IP:
+                blocked = incidents.block_ip(
+                    incident, request.POST.get("ip", ""), actor=request.user, reason=request.POST.get("reason", "")
+                )
+                messages.success(request, f"{blocked.ip_address} blocked.")
+            elif action == ContainmentAction.PRESERVE_EVIDENCE:
+                start = parse_moment(request.POST.get("from", ""))
+                end = parse_moment(request.POST.get("to", ""), end=True)
+                snapshot = incidents.preserve_evidence(incident, actor=request.user, start=start, end=end)
+                messages.success(
+                    request, f"Evidence #{snapshot.pk}: {snapshot.events} events, SHA-256 {snapshot.sha256}."
+                )
+            else:
+                raise Http404
+        except (incidents.IncidentError, ValueError) as exc:
+            return HttpResponseBadRequest(str(exc))
+        return back
+
+
+@admin.register(BlockedIP)
+class BlockedIPAdmin(admin.ModelAdmin):
+    """Blocked addresses: blocked from an incident's page, unblocked here (delete)."""
+
+    list_display = ["ip_address", "incident", "reason", "created_at", "created_by"]
+    readonly_fields = ["ip_address", "incident", "reason", "created_at", "created_by"]
+    actions = None
+
+    def _manages(self, request):
+        return policy.may_incident(request.user, policy.IncidentRight.MANAGE)
+
+    def has_module_permission(self, request):
+        return self._manages(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._manages(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._manages(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        incidents.unblock_ip(obj, actor=request.user)

@@ -42,6 +42,8 @@ class Rule:
     OUT_OF_HOURS = "out_of_hours"
     AUDIT_CHAIN_BROKEN = "audit_chain_broken"
     GDPR_OVERDUE = "gdpr_request_overdue"
+    BREACH_NOTIFICATION_DUE = "breach_notification_due"  # 48 hours, authority not yet notified
+    BREACH_NOTIFICATION_OVERDUE = "breach_notification_overdue"  # 72 hours: GDPR Art. 33 deadline
 
 
 @dataclass(frozen=True)

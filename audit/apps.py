@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 # Tables the portal's roles may only INSERT into and SELECT from (a trigger refuses the rest).
-APPEND_ONLY = ("audit_auditevent", "audit_auditchaincheck")
+APPEND_ONLY = ("audit_auditevent", "audit_auditchaincheck", "audit_evidencesnapshot")
 # The change history may not be deleted from; its actor column is set to NULL by Django when an
 # account is removed, so UPDATE stays granted and the table's trigger allows only that change.
 NO_DELETE = ("auditlog_logentry",)

@@ -36,6 +36,9 @@ class AuditAction(models.TextChoices):
     KEY_ROTATED = "KEY_ROTATED"
     ALERT_RAISED = "ALERT_RAISED"
     BULK_CHANGE = "BULK_CHANGE"
+    INCIDENT_OPENED = "INCIDENT_OPENED"
+    INCIDENT_STAGE_CHANGED = "INCIDENT_STAGE_CHANGED"
+    INCIDENT_CONTAINMENT = "INCIDENT_CONTAINMENT"
 
 
 # What the DPO duty reads of the trail (accounts.policy.AuditView.GDPR).
@@ -66,3 +69,23 @@ class AlertStatus(models.TextChoices):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+class IncidentStageName(models.TextChoices):
+    """The seed's incident response plan, in order; an incident only moves forward."""
+
+    DETECT = "detect"
+    CONTAIN = "contain"
+    INVESTIGATE = "investigate"
+    RECOVER = "recover"
+    LEARN = "learn"
+
+
+INCIDENT_STAGE_ORDER = [stage.value for stage in IncidentStageName]
+
+
+class ContainmentAction(models.TextChoices):
+    DISABLE_ACCOUNT = "disable_account"
+    REVOKE_SESSIONS = "revoke_sessions"
+    BLOCK_IP = "block_ip"
+    PRESERVE_EVIDENCE = "preserve_evidence"

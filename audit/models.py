@@ -1,11 +1,14 @@
 """Security events (hash-chained, append-only), chain checks and security alerts."""
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
-from audit.choices import AlertSeverity, AlertStatus, AuditAction
+from audit.choices import AlertSeverity, AlertStatus, AuditAction, IncidentStageName
 
 
 class AuditEvent(models.Model):
@@ -132,3 +135,102 @@ class SecurityAlert(models.Model):
 
     def __str__(self):
         return f"{self.rule} [{self.severity}] {self.subject} x{self.count}"
+
+
+# --- Incident response ----------------------------------------------------------------------
+
+
+class Incident(models.Model):
+    """A security incident worked through the seed's five stages (``IncidentStageName``).
+
+    A breach (personal data affected) starts the GDPR 72-hour clock at ``breach_detected_at``;
+    ``audit.incidents.check_breach_deadlines`` alerts while the authority has not been told."""
+
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True, default="")
+    stage = models.CharField(max_length=16, choices=IncidentStageName.choices, default=IncidentStageName.DETECT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="incidents_owned"
+    )
+    alerts = models.ManyToManyField(SecurityAlert, blank=True, related_name="incidents")
+    opened_at = models.DateTimeField(default=timezone.now)
+    # Categories of personal data affected ("contact", "payment", ...) and how many people.
+    data_categories = ArrayField(models.CharField(max_length=64), blank=True, default=list)
+    affected_subjects = models.PositiveIntegerField(default=0)
+    is_breach = models.BooleanField(default=False, help_text="Personal data breach: starts the 72-hour clock")
+    breach_detected_at = models.DateTimeField(null=True, blank=True)
+    authority_notified_at = models.DateTimeField(null=True, blank=True)
+    subjects_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["is_breach", "authority_notified_at"], name="audit_incident_breach_open")]
+
+    def __str__(self):
+        return f"incident #{self.pk} {self.title} [{self.stage}]"
+
+    @property
+    def breach_deadline(self):
+        """When the supervisory authority must have been notified (GDPR Art. 33)."""
+        if not self.is_breach or self.breach_detected_at is None:
+            return None
+        return self.breach_detected_at + timedelta(hours=settings.INCIDENT_BREACH_DEADLINE_HOURS)
+
+
+class IncidentStage(models.Model):
+    """When an incident entered one stage, and the notes kept for that stage."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="stages")
+    stage = models.CharField(max_length=16, choices=IncidentStageName.choices)
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    notes = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["incident", "at", "id"]
+        constraints = [models.UniqueConstraint(fields=["incident", "stage"], name="audit_incident_stage_once")]
+
+    def __str__(self):
+        return f"{self.stage} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class BlockedIP(models.Model):
+    """An address the portal answers 403 to (``audit.middleware.BlockedIPMiddleware``)."""
+
+    ip_address = models.GenericIPAddressField(unique=True)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="blocked_ips")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.ip_address
+
+
+class EvidenceSnapshot(models.Model):
+    """A frozen JSON Lines export of audit events for an incident.  The file is encrypted at
+    rest (``portal.file_crypto``); ``sha256`` is over the plaintext JSON Lines.  Append-only."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="evidence")
+    created_at = models.DateTimeField(default=timezone.now)
+    # The actor as id (no foreign key: an append-only row neither cascades nor blocks a deletion).
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    selection = models.JSONField(default=dict, blank=True)  # {"actor_ids": [...], "ips": [...]}
+    events = models.IntegerField(default=0)
+    first_event_id = models.BigIntegerField(null=True, blank=True)
+    last_event_id = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64)
+    path = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"evidence #{self.pk} of incident {self.incident_id} ({self.events} events)"

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from audit import alerts, review
+from audit import alerts, incidents, review
 from audit.models import SecurityAlert
 from portal.tasks import ScopedTask
 
@@ -21,3 +21,10 @@ def daily_review(self) -> dict:
     """Verify the chain, summarise the day's alerts, record the result for the checklist."""
     check = review.verify_and_record()
     return {"ok": check.ok, "events": check.events, "first_bad_id": check.first_bad_id}
+
+
+@shared_task(base=ScopedTask, bind=True, system=True)
+def check_breach_deadlines(self) -> dict:
+    """The GDPR 72-hour clock: alert at 48 and 72 hours without authority notification."""
+    raised = incidents.check_breach_deadlines()
+    return {"raised": [alert.pk for alert in raised]}

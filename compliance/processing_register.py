@@ -145,6 +145,13 @@ REGISTER: dict[str, Processing] = {
         },
         retention="Append-only evidence; never deleted by retention",
     ),
+    "audit.blockedip": Processing(
+        purpose="Incident containment: addresses the portal refuses",
+        lawful_basis=LawfulBasis.LEGITIMATE_INTERESTS,
+        subjects="attackers and anyone behind a blocked address",
+        fields={"ip_address": Personal(Category.ONLINE_IDENTIFIER, "the block matches on it")},
+        retention="Until the block is lifted",
+    ),
     # --- compliance (subject requests) -----------------------------------------------------
     "compliance.subjectrequest": Processing(
         purpose="Handling data-subject requests (GDPR Art. 12-22)",
@@ -203,6 +210,26 @@ REGISTER: dict[str, Processing] = {
             "remote_addr": Personal(Category.ONLINE_IDENTIFIER, _STAFF_LOG),
         },
         retention="Append-only evidence",
+    ),
+    "axes.accesslog": Processing(
+        purpose="Sign-in history (lockout evidence)",
+        lawful_basis=LawfulBasis.LEGITIMATE_INTERESTS,
+        subjects="staff",
+        fields={
+            "username": Personal(Category.ACCOUNT, "sign-in evidence"),
+            "ip_address": Personal(Category.ONLINE_IDENTIFIER, "sign-in evidence"),
+            "user_agent": Personal(Category.ONLINE_IDENTIFIER, "sign-in evidence"),
+        },
+    ),
+    "axes.accessfailurelog": Processing(
+        purpose="Failed sign-ins (lockout evidence)",
+        lawful_basis=LawfulBasis.LEGITIMATE_INTERESTS,
+        subjects="staff and anyone trying to sign in",
+        fields={
+            "username": Personal(Category.ACCOUNT, "lockout evidence"),
+            "ip_address": Personal(Category.ONLINE_IDENTIFIER, "lockout evidence"),
+            "user_agent": Personal(Category.ONLINE_IDENTIFIER, "lockout evidence"),
+        },
     ),
     "axes.accessattempt": Processing(
         purpose="Brute-force protection (lockout)",

@@ -321,9 +321,18 @@ class EncryptionSummary:
     problems: list[str]  # "model.field: status"
 
 
+# Data subjects' direct identifiers: never in clear, whatever reason is declared.
+DIRECT_IDENTIFIER_CATEGORIES = {"identity", "contact"}
+
+
 def encryption_summary(record: list[RecordRow] | None = None) -> EncryptionSummary:
     record = rows() if record is None else record
     problems = [f"{r.model}.{r.field}: {r.status}" for r in record if not r.status.startswith("ok")]
+    problems += [
+        f"{r.model}.{r.field}: a customer's {r.category} data in clear"
+        for r in record
+        if not r.encrypted and r.category in DIRECT_IDENTIFIER_CATEGORIES and "customer" in r.data_subjects
+    ]
     return EncryptionSummary(
         personal_fields=len(record),
         encrypted=sum(1 for r in record if r.encrypted),

@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.middleware.RequestIdMiddleware",
+    "audit.middleware.BlockedIPMiddleware",  # 403 for addresses blocked by incident response
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -309,6 +310,14 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "audit-daily-review": {"task": "audit.tasks.daily_review", "schedule": 24 * 3600.0},
 }
+# Incident response: the GDPR breach clock (alerts while the authority has not been notified)
+# and where preserved evidence (encrypted JSON Lines) is kept.
+INCIDENT_BREACH_WARN_HOURS = env.int("INCIDENT_BREACH_WARN_HOURS", default=48)
+INCIDENT_BREACH_DEADLINE_HOURS = env.int("INCIDENT_BREACH_DEADLINE_HOURS", default=72)
+INCIDENT_EVIDENCE_DIR = env.str("INCIDENT_EVIDENCE_DIR", default=str(Path(PORTAL_EXPORT_DIR) / "incident-evidence"))
+CELERY_BEAT_SCHEDULE.update(
+    {"audit-breach-deadlines": {"task": "audit.tasks.check_breach_deadlines", "schedule": 900.0}}
+)
 
 # --- Access: MFA, lockout, sessions ----------------------------------------------------------
 # Every role signs in at the portal page (the admin login page admits staff only).
