@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test lint format install install-dev browser migrate manage bench bench-dashboard clean
+.PHONY: run test lint format install install-dev browser migrate manage bench bench-dashboard clean audit sbom tools
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -53,5 +53,23 @@ bench: install-dev
 bench-dashboard: install-dev
 	$(SERVICES) $(BIN)/python bench/dashboard_rls.py $(BENCH_ARGS)
 
+# Supply chain: tools in their own virtualenv (their pins would clash with the app's).
+TOOLS := .venv-tools/bin
+$(TOOLS)/python: requirements-tools.txt
+	$(PYTHON) -m venv .venv-tools
+	$(TOOLS)/pip install --quiet -r requirements-tools.txt
+	touch $@
+tools: $(TOOLS)/python
+
+# Fails loudly (exit 3) when the vulnerability service cannot be reached; never a silent pass.
+audit: tools
+	$(TOOLS)/python scripts/dependency_audit.py
+
+# CycloneDX SBOM of the pinned runtime requirements.
+sbom: tools
+	mkdir -p var
+	$(TOOLS)/cyclonedx-py requirements requirements.txt --output-format JSON --output-file var/sbom.cdx.json
+	@echo "SBOM written to var/sbom.cdx.json"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .pytest_cache .ruff_cache

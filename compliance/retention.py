@@ -415,7 +415,7 @@ def _spec_of(run: RetentionRun) -> RetentionDataset:
     return DATASETS[run.rule["dataset"]]
 
 
-_PROGRESS = (
+_PROGRESS_FIELDS = (
     "cursor_block",
     "window_blocks",
     "passes",
@@ -432,7 +432,7 @@ _PROGRESS = (
 
 def _save_progress(run: RetentionRun) -> None:
     # queryset.update: progress is not a change-history entry per batch.
-    RetentionRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in _PROGRESS})
+    RetentionRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in _PROGRESS_FIELDS})
 
 
 def _next_window(window: int, found: int, limit: int) -> int:
@@ -446,6 +446,48 @@ def _next_window(window: int, found: int, limit: int) -> int:
 class _Step:
     done: bool  # the pass reached the end of the table
     handled: int
+
+
+class _Raced(Exception):
+    """The window changed under the batch (a concurrent delete of the same rows): redo it."""
+
+
+# The progress of a delete/anonymise batch, in its transaction, in one round trip: the counters
+# computed by the caller, the digest folded with the batch's lanes (read from the tally), on the
+# condition that the tally counted exactly the rows changed (else a concurrent change raced the
+# batch and nothing is returned).  Returns the new digest, the table's size in blocks, and the
+# batch's asynchronous commit (see _AFTER_BATCH).
+_PROGRESS = sql.SQL(
+    "UPDATE {runs} AS r SET cursor_block = %(cursor)s, window_blocks = %(window)s, batches = %(batches)s,"
+    " rows_deleted = %(deleted)s, rows_anonymised = %(anonymised)s, largest_batch_rows = %(largest)s,"
+    " heartbeat_at = %(now)s, longest_batch_ms = %(longest)s,"
+    " digest = (SELECT string_agg(lpad(to_hex(('x' || substr(r.digest, i * 16 + 1, 16))::bit(64)::bigint"
+    " # tally.t[i + 2]), 16, '0'), '' ORDER BY i) FROM generate_series(0, {last_lane}) AS i)"
+    " FROM (SELECT string_to_array(current_setting(%(tally)s), ',')::bigint[] AS t) AS tally"
+    " WHERE r.id = %(run)s AND tally.t[1] = %(changed)s"
+    " RETURNING r.digest, pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
+    " set_config('synchronous_commit', 'off', true)"
+).format(runs=sql.Identifier(RetentionRun._meta.db_table), last_lane=sql.Literal(DIGEST_LANES - 1))
+
+
+def _advance(run: RetentionRun, lo: int, hi: int, found: int, limit: int, ordered: bool) -> None:
+    if ordered:
+        # The dense block may hold more: stay on it until a batch comes back short.
+        run.cursor_block = lo if found == limit else lo + 1
+        run.window_blocks = 1
+    else:
+        run.cursor_block = hi
+        run.window_blocks = _next_window(run.window_blocks, found, limit)
+
+
+def _count(run: RetentionRun, action: str, removed: int, kept: int) -> None:
+    handled = kept if action == RetentionAction.ANONYMISE else removed
+    if handled:
+        run.batches += 1
+        run.rows_deleted += removed
+        run.rows_archived += kept if action == RetentionAction.ARCHIVE else 0
+        run.rows_anonymised += kept if action == RetentionAction.ANONYMISE else 0
+        run.largest_batch_rows = max(run.largest_batch_rows, handled)
 
 
 def _one_batch(run: RetentionRun, limit: int) -> _Step:
@@ -462,41 +504,67 @@ def _one_batch(run: RetentionRun, limit: int) -> _Step:
         if action == RetentionAction.ARCHIVE:
             params.update(run=run.pk, now=timezone.now())
         started = time.perf_counter()
-        with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-            cursor.execute(statement, params)
-            if action == RetentionAction.ARCHIVE:
-                found, removed, kept, lanes = cursor.fetchone()
-                cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
-                _, blocks, _ = cursor.fetchone()
-            else:
-                changed = cursor.rowcount
-                cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
-                tally, blocks, _ = cursor.fetchone()
-                found, *lanes = (int(part) for part in tally.split(","))
-                removed = changed if action == RetentionAction.DELETE else 0
-                kept = changed if action == RetentionAction.ANONYMISE else 0
-            too_dense = found > limit and not ordered
-            if not too_dense:
-                handled = kept if action == RetentionAction.ANONYMISE else removed
-                if ordered:
-                    # The dense block may hold more: stay on it until a batch comes back short.
-                    run.cursor_block = lo if found == limit else lo + 1
-                    run.window_blocks = 1
+        before = {name: getattr(run, name) for name in _PROGRESS_FIELDS}
+        too_dense = False
+        try:
+            with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
+                cursor.execute(statement, params)
+                if action == RetentionAction.ARCHIVE:
+                    found, removed, kept, lanes = cursor.fetchone()
+                    too_dense = found > limit and not ordered
+                    if not too_dense:
+                        _advance(run, lo, hi, found, limit, ordered)
+                        _count(run, action, removed, kept)
+                        if removed or kept:
+                            run.digest = _fold(run.digest, lanes)
+                        cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
+                        blocks = cursor.fetchone()[1]
+                        run.heartbeat_at = timezone.now()
+                        _save_progress(run)
+                elif cursor.rowcount > 0:
+                    # The usual case: the guard passed and rows changed; one more round trip.
+                    changed = cursor.rowcount
+                    _advance(run, lo, hi, changed, limit, ordered)
+                    _count(run, action, changed if action == RetentionAction.DELETE else 0, changed)
+                    run.heartbeat_at = timezone.now()
+                    cursor.execute(
+                        _PROGRESS,
+                        {
+                            "cursor": run.cursor_block,
+                            "window": run.window_blocks,
+                            "batches": run.batches,
+                            "deleted": run.rows_deleted,
+                            "anonymised": run.rows_anonymised,
+                            "largest": run.largest_batch_rows,
+                            "now": run.heartbeat_at,
+                            "longest": run.longest_batch_ms,
+                            "tally": _TALLY,
+                            "run": run.pk,
+                            "changed": changed,
+                            "table": table_name,
+                        },
+                    )
+                    row = cursor.fetchone()
+                    if row is None:
+                        raise _Raced
+                    run.digest, blocks = row[0], row[1]
                 else:
-                    run.cursor_block = hi
-                    run.window_blocks = _next_window(run.window_blocks, found, limit)
-                if handled:
-                    run.batches += 1
-                    run.rows_deleted += removed
-                    run.rows_archived += kept if action == RetentionAction.ARCHIVE else 0
-                    run.rows_anonymised += kept if action == RetentionAction.ANONYMISE else 0
-                    run.largest_batch_rows = max(run.largest_batch_rows, handled)
-                    run.digest = _fold(run.digest, lanes)
-                run.heartbeat_at = timezone.now()
-                _save_progress(run)
+                    # Nothing changed: an empty window, or a too-dense one (the guard held).
+                    cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
+                    tally, blocks, _ = cursor.fetchone()
+                    found = int(tally.split(",")[0])
+                    too_dense = found > limit and not ordered
+                    if not too_dense:
+                        _advance(run, lo, hi, 0, limit, ordered)
+                        run.heartbeat_at = timezone.now()
+                        _save_progress(run)
+        except _Raced:
+            for name, value in before.items():
+                setattr(run, name, value)
+            continue
         run.longest_batch_ms = max(run.longest_batch_ms, int((time.perf_counter() - started) * 1000))
         if not too_dense:
-            return _Step(done=run.cursor_block >= blocks, handled=handled)
+            return _Step(done=run.cursor_block >= blocks, handled=run.batches - before["batches"])
         if run.window_blocks > 1:
             run.window_blocks = max(1, run.window_blocks // 2)
         else:
