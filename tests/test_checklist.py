@@ -135,9 +135,7 @@ def test_dependencies_from_the_last_scan_or_an_attestation(db):
     assert item("dependencies").status == ItemStatus.PASS
     VulnerabilityScan.objects.all().update(ran_at=timezone.now() - timedelta(days=40))
     assert item("dependencies").status == ItemStatus.ATTENTION
-    checklist.attest(
-        ChecklistItem.DEPENDENCIES, actor=make_user(Role.ADMIN), statement="Updated", evidence="PR #123"
-    )
+    checklist.attest(ChecklistItem.DEPENDENCIES, actor=make_user(Role.ADMIN), statement="Updated", evidence="PR #123")
     assert item("dependencies").status == ItemStatus.PASS
 
 

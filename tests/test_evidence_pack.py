@@ -112,7 +112,15 @@ def test_admin_download_and_command(org, tmp_path):
     assert manager.post("/admin/compliance/monthlychecklist/evidence-pack/", {}).status_code == 403
     out = tmp_path / "pack.zip"
     call_command(
-        "evidence_pack", "--as", org.admin.email, "--from", TODAY.isoformat(), "--to", TODAY.isoformat(), "--out", str(out)
+        "evidence_pack",
+        "--as",
+        org.admin.email,
+        "--from",
+        TODAY.isoformat(),
+        "--to",
+        TODAY.isoformat(),
+        "--out",
+        str(out),
     )
     assert zipfile.ZipFile(out).read("manifest.json")
     assert oct(out.stat().st_mode & 0o777) == "0o600"

@@ -39,7 +39,9 @@ def old_page_views(org, count=5):
     customer = org.customers["North"][0]
     with scoped(system=True):
         PageView.objects.bulk_create(
-            PageView(customer=customer, team_id=customer.team_id, page="/", timestamp=timezone.now() - timedelta(days=800))
+            PageView(
+                customer=customer, team_id=customer.team_id, page="/", timestamp=timezone.now() - timedelta(days=800)
+            )
             for _ in range(count)
         )
 
@@ -124,7 +126,12 @@ def test_runs_and_proofs_are_read_only_and_policies_not_deletable(org):
 
 def test_governance_admin_is_closed_to_other_roles(org):
     manager = browser_login(org.manager)
-    for url in (POLICIES, "/admin/compliance/retentionrun/", "/admin/compliance/vendor/", "/admin/compliance/archivedorder/"):
+    for url in (
+        POLICIES,
+        "/admin/compliance/retentionrun/",
+        "/admin/compliance/vendor/",
+        "/admin/compliance/archivedorder/",
+    ):
         assert manager.get(url).status_code == 403, url
     rule = RetentionPolicy.objects.get(dataset="pageviews")
     assert manager.post(f"{POLICIES}{rule.pk}/enable/").status_code == 403
@@ -167,7 +174,13 @@ def test_vendor_and_assessment(org):
     tomorrow = timezone.localdate() + timedelta(days=1)
     bad = client.post(
         "/admin/compliance/vendorassessment/add/",
-        {"vendor": vendor.pk, "assessed_on": tomorrow.isoformat(), "result": "approved", "summary": "x", "evidence": "x"},
+        {
+            "vendor": vendor.pk,
+            "assessed_on": tomorrow.isoformat(),
+            "result": "approved",
+            "summary": "x",
+            "evidence": "x",
+        },
     )
     assert bad.status_code == 200 and "future" in bad.content.decode()
     ok = client.post(

@@ -45,12 +45,15 @@ def test_pseudonym_is_a_keyed_hmac_not_a_hash_of_the_email(org, settings):
     customer = org.customers["North"][0]
     pseudonym = pseudonymise.pseudonym(customer.pk)
     assert len(pseudonym) == 32 and pseudonym == pseudonymise.pseudonym(customer.pk)
-    assert pseudonym not in {
-        hashlib.md5(customer.email.encode()).hexdigest(),  # noqa: S324 - what the seed did
-        hashlib.sha256(customer.email.encode()).hexdigest()[:32],
-        hashlib.sha256(str(customer.pk).encode()).hexdigest()[:32],
-        customer.email_index[:32],
-    }
+    assert (
+        pseudonym
+        not in {
+            hashlib.md5(customer.email.encode()).hexdigest(),  # noqa: S324 - what the seed did
+            hashlib.sha256(customer.email.encode()).hexdigest()[:32],
+            hashlib.sha256(str(customer.pk).encode()).hexdigest()[:32],
+            customer.email_index[:32],
+        }
+    )
     settings.PSEUDONYM_KEY = "another-key-" + "x" * 40
     assert pseudonymise.pseudonym(customer.pk) != pseudonym  # rotating the key unlinks old extracts
 
@@ -126,3 +129,10 @@ def test_anonymous_is_refused(org):
     from rest_framework.test import APIClient
 
     assert APIClient().get(URL).status_code == 401
+
+
+def test_missing_pseudonym_key_stops_startup_with_one_line():
+    from tests.test_startup import assert_one_line_error, base_env, manage
+
+    result = manage("check", env=base_env(PSEUDONYM_KEY=None, PSEUDONYM_KEY_FILE=None))
+    assert_one_line_error(result, "PSEUDONYM_KEY")

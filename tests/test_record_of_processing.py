@@ -39,6 +39,9 @@ def test_personal_looking_field_in_clear_fails():
         class Meta:
             app_label = "compliance"
 
+        def __str__(self):
+            return "test model"
+
     errors = rop._check_model(Leaky)
     assert ids(errors) == ["compliance.E001"] * 4
     text = " ".join(e.msg for e in errors)
@@ -67,6 +70,9 @@ def test_encrypted_or_declared_fields_pass():
         class Meta:
             app_label = "compliance"
 
+        def __str__(self):
+            return "test model"
+
     assert rop._check_model(Tidy) == []
 
 
@@ -84,6 +90,9 @@ def test_declared_personal_without_reason_and_stale_declarations_fail():
 
         class Meta:
             app_label = "compliance"
+
+        def __str__(self):
+            return "test model"
 
     assert ids(rop._check_model(Sloppy)) == ["compliance.E003", "compliance.E004"]
 
@@ -183,3 +192,22 @@ def test_dpo_with_a_staff_role_sees_the_record():
     dpo = make_user(Role.MANAGER)
     dpo.groups.add(Group.objects.get(name="DPO"))
     assert browser_login(dpo).get(PAGE).status_code == 200
+
+
+def test_a_customers_direct_identifier_in_clear_fails_whatever_the_reason():
+    row = rop.RecordRow(
+        model="x.Customer",
+        table="x_customer",
+        field="name",
+        data_subjects="customers",
+        category="identity",
+        purpose="p",
+        lawful_basis="contract",
+        encrypted=False,
+        clear_reason="convenient",
+        masking={},
+        retention="",
+        recipients="",
+        status="ok",
+    )
+    assert rop.encryption_summary([row]).problems == ["x.Customer.name: a customer's identity data in clear"]

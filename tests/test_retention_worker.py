@@ -134,7 +134,9 @@ def orders_run():
 
 def advisory_locks_held() -> int:
     with connections["owner"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s", [retention.LOCK_CLASS])
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s", [retention.LOCK_CLASS]
+        )
         return cursor.fetchone()[0]
 
 
@@ -181,8 +183,14 @@ def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, se
     try:
         apply_retention.apply_async()
         wait_for(
-            lambda: RetentionPolicy.objects.using("owner").count()
-            == RetentionRun.objects.using("owner").filter(status=RunStatus.COMPLETED).values("policy").distinct().count(),
+            lambda: (
+                RetentionPolicy.objects.using("owner").count()
+                == RetentionRun.objects.using("owner")
+                .filter(status=RunStatus.COMPLETED)
+                .values("policy")
+                .distinct()
+                .count()
+            ),
             120,
             "the resumed run to complete",
         )

@@ -64,7 +64,9 @@ def test_an_unreachable_database_fails_cleanly_and_is_recorded(settings):
     from django.core.management.base import CommandError
 
     url = connections["owner"].settings_dict
-    settings.BACKUP_DATABASE_URL = f"postgres://{url['USER']}@{url['HOST'] or '127.0.0.1'}:{url['PORT'] or 5432}/no_such_db"
+    settings.BACKUP_DATABASE_URL = (
+        f"postgres://{url['USER']}@{url['HOST'] or '127.0.0.1'}:{url['PORT'] or 5432}/no_such_db"
+    )
     with pytest.raises(CommandError, match="backup restoration test failed"):
         call_command("verify_backup")
     record = BackupVerification.objects.order_by("-id").first()
