@@ -21,7 +21,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from accounts.policy import Duty, Role
-from compliance.governance_choices import ChecklistItem, ItemStatus, SnapshotTrigger
+from compliance.governance_choices import ChecklistItem, ItemStatus, ScanResult, SnapshotTrigger
 from compliance.governance_models import (
     Attestation,
     BackupVerification,
@@ -364,7 +364,7 @@ def inactive_accounts() -> ItemResult:
 def dependencies() -> ItemResult:
     scan = VulnerabilityScan.objects.order_by("-ran_at", "-id").first()
     fresh_after = timezone.now() - timedelta(days=EVIDENCE_MAX_AGE_DAYS)
-    if scan is not None and scan.ran_at >= fresh_after:
+    if scan is not None and scan.ran_at >= fresh_after and scan.result != ScanResult.ERROR:
         figures = {
             "scan": scan.pk,
             "tool": scan.tool,
@@ -373,7 +373,7 @@ def dependencies() -> ItemResult:
             "packages": scan.packages,
             "findings": scan.findings,
         }
-        if scan.result == "pass":
+        if scan.result == ScanResult.PASS:
             return _item(
                 ChecklistItem.DEPENDENCIES,
                 ItemStatus.PASS,
@@ -386,7 +386,12 @@ def dependencies() -> ItemResult:
             f"{scan.tool} on {scan.ran_at:%Y-%m-%d}: {scan.get_result_display().lower()} ({scan.findings} finding(s))",
             **figures,
         )
-    stale = f"last scan {scan.ran_at:%Y-%m-%d}" if scan else "no vulnerability scan recorded"
+    if scan is None:
+        stale = "no vulnerability scan recorded"
+    elif scan.result == ScanResult.ERROR:
+        stale = f"the scan of {scan.ran_at:%Y-%m-%d} did not complete"
+    else:
+        stale = f"last scan {scan.ran_at:%Y-%m-%d}"
     return _attested(ChecklistItem.DEPENDENCIES, f"{stale}: run `make audit` (manage.py record_scan) or attest")
 
 

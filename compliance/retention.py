@@ -6,30 +6,33 @@ How a run works (``run_policy``):
   worker's connection ends and PostgreSQL releases its lock.
 * The run is a ``RetentionRun`` row with a fixed cutoff.  It walks the table's heap in windows of
   blocks (a TID range scan: the same sequential access as one big DELETE, which is what makes a
-  batched purge nearly as fast as that DELETE).  Each batch is one statement in one short
-  transaction under the system scope: count the window's expired rows (at most
-  ``RETENTION_BATCH_SIZE`` + 1), and only if they are at most ``RETENTION_BATCH_SIZE`` (<= 10,000)
-  delete / anonymise them (archive: delete them and insert exactly the deleted versions into the
-  archive, in the same statement).  In the same transaction the run's cursor, window, counters
-  and digest advance.  A window with too many expired rows is halved and tried again; a single
-  block with more than the batch size is handled in block order, ``RETENTION_BATCH_SIZE`` rows at
-  a time.  The window then grows or shrinks towards the batch size.
+  batched purge nearly as fast as that DELETE).  Each batch is one statement, hence one
+  transaction, on a private connection of the portal's login role in the system scope (row-level
+  security applies): count the window's expired rows (up to ``RETENTION_BATCH_SIZE`` + 1); only
+  if they are at most ``RETENTION_BATCH_SIZE`` (<= 10,000), delete or anonymise them (archive:
+  delete them and insert exactly the deleted versions into the archive); and advance the run's
+  cursor, window, counters and fingerprint, all in that one statement.  A window with too many
+  expired rows is halved and tried again (nothing changed); a block holding more than a batch is
+  taken in block order, a batch at a time.  Windows then grow or shrink towards the batch size.
 * A batch is all or nothing: the archive never holds a row that is still live or lost one that
-  is gone, and after a crash the run describes exactly what was committed.  Batches commit
-  without waiting for their WAL flush (``synchronous_commit = off`` for that transaction only):
+  is gone, and after a crash the run row describes exactly what was committed.  Batches commit
+  without waiting for their WAL flush (``synchronous_commit = off`` on the batch connection):
   a server crash can lose only whole recent batches together with their progress, which the
-  resumed run does again; the final proof transaction commits synchronously.  An unfinished run is
-  resumed by the next run of its policy (same cutoff, cursor and window), so an interrupted and
-  resumed run ends in the same state, with the same digest, as an uninterrupted one.
+  resumed run does again; the final proof transaction commits synchronously.  An unfinished run
+  is resumed by the next run of its policy (same cutoff, cursor and window), so an interrupted and
+  resumed run ends in the same state, with the same fingerprint, as an uninterrupted one.
+* Delete and anonymise count and fingerprint the expired rows a batch found in its window, all of
+  which are gone (or anonymised) when it commits; a concurrent erasure that removed one of them a
+  moment earlier is counted here too.  Archive counts the rows the batch itself deleted.
 * At the end of a pass the post-condition is counted (rows still older than the cutoff, in short
   block-window transactions).  Rows left behind (moved by VACUUM FULL between an interruption and
   its resumption, or inserted with an old date meanwhile) start another pass, up to
   ``MAX_PASSES``.  Then, in one transaction: the run's status, its RETENTION_PURGE audit event
-  (counts, digest, proof hash) and the proof-of-deletion record.
+  (counts, fingerprint, proof hash) and the proof-of-deletion record.
 
-The digest is a set fingerprint, independent of batching: four 64-bit lanes, lane k the XOR over
-the handled ids of PostgreSQL's ``hashint8extended(id, k)``.  From a backup taken before the run,
-an auditor recomputes it over the ids older than the cutoff and compares.
+The fingerprint is a set digest, independent of batching: four 64-bit lanes, lane k the XOR over
+the handled ids of PostgreSQL's ``hashint8extended(id, k)`` (``fingerprint``).  From a backup taken
+before the run, an auditor recomputes it over the ids older than the cutoff and compares.
 
 SQL is built with ``psycopg.sql`` from the allow-list in ``compliance.retention_datasets``
 (table and column names of known models), never from input; values are parameters.
@@ -63,7 +66,9 @@ DATABASE = "default"
 # pg_advisory_lock(class, policy id): the class is "RETN" as a 32-bit integer.
 LOCK_CLASS = int.from_bytes(b"RETN", "big")
 FIRST_WINDOW = 64  # heap blocks scanned by a run's first batch
-MAX_WINDOW = 16_384  # at most 128 MB of heap per batch, however sparse the expired rows are
+# At most 32 MB of heap per batch (and per post-condition count), however sparse the expired rows
+# are: a batch's two passes over its window stay far below the 2-second transaction budget.
+MAX_WINDOW = 4096
 MAX_PASSES = 3
 STATE_CHECK_SECONDS = 1.0
 DIGEST_LANES = 4
@@ -125,9 +130,6 @@ def _pending(spec: RetentionDataset, action: str, age_field: str) -> tuple[sql.C
 _WINDOW = sql.SQL("ctid >= %(lo)s::tid AND ctid < %(hi)s::tid")
 
 
-_TALLY = "portal.retention_batch"  # transaction-local: "rows,lane1,lane2,lane3,lane4" of the batch
-
-
 def _lanes(column: sql.Composable) -> sql.Composable:
     return sql.SQL(", ").join(
         sql.SQL("coalesce(bit_xor(hashint8extended({c}, {k})), 0)").format(c=column, k=sql.Literal(k))
@@ -135,48 +137,61 @@ def _lanes(column: sql.Composable) -> sql.Composable:
     )
 
 
-def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> tuple[sql.Composed, dict]:
-    """One statement per batch.  Parameters: cutoff, lo, hi, over, limit, and run/now (archive) or
-    the anonymised values (anonymise).
+def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> sql.Composed:
+    """One batch, one statement (so one transaction and one round trip on the batch connection).
 
-    Delete and anonymise: the main statement is the DELETE / UPDATE itself (its row count is exact,
-    and no RETURNING set is built, which keeps a batch close to the cost of a plain DELETE).  A CTE
-    counts the window's expired rows (up to ``over``) and stores that count and the digest lanes of
-    their ids in a transaction-local setting (``_TALLY``); the change applies only if the count is
-    at most ``limit``.  Archive: one statement returning (expired rows counted, rows removed, rows
-    archived, digest lanes of the removed ids), the archive receiving exactly the deleted versions.
-    Ordered (one block holds more than a batch): the first ``limit`` expired rows in block order."""
+    ``probe`` counts the window's expired rows (up to ``over``); the change (delete, anonymise, or
+    delete-and-archive) applies only if they are at most ``limit``; ``prog`` advances the run's row
+    in the same statement: cursor, window, counters and the fingerprint.  Returns one row: the
+    count, the table's size in blocks, and the run's new progress (NULLs: the window was too
+    dense and nothing changed).  Ordered (one block holds more than a batch): the first ``limit``
+    expired rows of the block in block order.
+
+    Delete and anonymise count the window's expired rows and fingerprint their ids from the probe,
+    which avoids building a RETURNING set (a batch then costs about what a plain DELETE costs).
+    Archive counts and fingerprints the rows actually deleted (RETURNING), since the archive must
+    receive exactly the deleted versions."""
     model = spec.model
     table, pk = _table(model), _pk(model)
-    pending, params = _pending(spec, action, age_field)
+    pending, _ = _pending(spec, action, age_field)
+    window = sql.SQL("ctid >= %(lo_tid)s::tid AND ctid < %(hi_tid)s::tid")
     if ordered:
         pick = sql.SQL(
             "pick AS (SELECT ctid AS tid, {pk} AS id FROM {table} WHERE {window} AND {pending}"
             " ORDER BY ctid LIMIT %(limit)s), "
-        ).format(pk=pk, table=table, window=_WINDOW, pending=pending)
+        ).format(pk=pk, table=table, window=window, pending=pending)
         counted = sql.SQL("pick")
-        target = sql.SQL("ctid = ANY(ARRAY(SELECT tid FROM pick)) AND (SELECT n FROM probe) >= 0")
+        target = sql.SQL("ctid = ANY(ARRAY(SELECT tid FROM pick))")
+        applies = sql.SQL("true")
+        cursor_next = sql.SQL(
+            "CASE WHEN (SELECT n FROM probe) >= %(limit)s THEN %(lo_block)s ELSE %(lo_block)s + 1 END"
+        )
+        window_next = sql.SQL("1")
     else:
         pick = sql.SQL("")
         counted = sql.SQL("(SELECT {pk} AS id FROM {table} WHERE {window} AND {pending} LIMIT %(over)s) w").format(
-            pk=pk, table=table, window=_WINDOW, pending=pending
+            pk=pk, table=table, window=window, pending=pending
         )
-        target = sql.SQL("{window} AND {pending} AND (SELECT n FROM probe) <= %(limit)s").format(
-            window=_WINDOW, pending=pending
+        applies = sql.SQL("(SELECT n FROM probe) <= %(limit)s")
+        target = sql.SQL("{window} AND {pending} AND {applies}").format(window=window, pending=pending, applies=applies)
+        cursor_next = sql.SQL("%(hi_block)s")
+        # Aim the next window at about 95% of a batch, growing at most fourfold at a time.
+        window_next = sql.SQL(
+            "GREATEST(1, LEAST(floor(%(window)s::numeric * %(limit)s * 0.95"
+            " / NULLIF((SELECT n FROM probe), 0))::bigint, %(window)s * 4, %(max_window)s))"
         )
     if action == RetentionAction.ARCHIVE:
         archive = spec.archive_model
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.archive_columns)
-        statement = sql.SQL(
-            "WITH {pick}probe AS (SELECT count(*) AS n FROM {counted}),"
+        change = sql.SQL(
+            "probe AS (SELECT count(*) AS n FROM {counted}),"
             " gone AS (DELETE FROM {table} WHERE {target} RETURNING {columns}),"
             " kept AS (INSERT INTO {archive} ({columns}, {run_col}, {archived_col})"
             " SELECT {columns}, %(run)s, %(now)s FROM gone"
-            " ON CONFLICT ({archive_pk}) DO NOTHING RETURNING {archive_pk})"
-            " SELECT (SELECT n FROM probe), g.removed, (SELECT count(*) FROM kept), g.lanes"
-            " FROM (SELECT count(*) AS removed, ARRAY[{lanes}] AS lanes FROM gone) g"
+            " ON CONFLICT ({archive_pk}) DO NOTHING RETURNING {archive_pk}),"
+            " x AS (SELECT count(*) AS removed, (SELECT count(*) FROM kept) AS archived, 0 AS anonymised,"
+            " count(*) AS handled, ARRAY[{lanes}] AS lanes FROM gone)"
         ).format(
-            pick=pick,
             counted=counted,
             table=table,
             target=target,
@@ -187,47 +202,87 @@ def _batch_statement(spec: RetentionDataset, action: str, age_field: str, ordere
             archive_pk=_pk(archive),
             lanes=_lanes(pk),
         )
-        return statement, params
-    probe = sql.SQL(
-        "probe AS (SELECT count(*) AS n, set_config(%(tally)s, concat_ws(',', count(*), {lanes}), true) AS tally"
-        " FROM {counted})"
-    ).format(lanes=_lanes(sql.Identifier("id")), counted=counted)
-    if action == RetentionAction.ANONYMISE:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(column, sql.Placeholder(name)) for column, name, _ in _anonymise_values(spec)
-        )
-        change = sql.SQL("UPDATE {table} SET {assignments} WHERE {target}").format(
-            table=table, assignments=assignments, target=target
-        )
     else:
-        change = sql.SQL("DELETE FROM {table} WHERE {target}").format(table=table, target=target)
-    params["tally"] = _TALLY
-    return sql.SQL("WITH {pick}{probe} {change}").format(pick=pick, probe=probe, change=change), params
+        probe = sql.SQL("probe AS (SELECT count(*) AS n, ARRAY[{lanes}] AS lanes FROM {counted})").format(
+            lanes=_lanes(sql.Identifier("id")), counted=counted
+        )
+        if action == RetentionAction.ANONYMISE:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(column, sql.Placeholder(name)) for column, name, _ in _anonymise_values(spec)
+            )
+            modify = sql.SQL("gone AS (UPDATE {table} SET {assignments} WHERE {target})").format(
+                table=table, assignments=assignments, target=target
+            )
+            tally = sql.SQL(
+                "x AS (SELECT 0 AS removed, 0 AS archived, n AS anonymised, n AS handled, lanes FROM probe)"
+            )
+        else:
+            modify = sql.SQL("gone AS (DELETE FROM {table} WHERE {target})").format(table=table, target=target)
+            tally = sql.SQL(
+                "x AS (SELECT n AS removed, 0 AS archived, 0 AS anonymised, n AS handled, lanes FROM probe)"
+            )
+        change = sql.SQL("{probe}, {modify}, {tally}").format(probe=probe, modify=modify, tally=tally)
+    progress = sql.SQL(
+        "prog AS (UPDATE {runs} AS r SET cursor_block = {cursor_next}, window_blocks = {window_next},"
+        " batches = r.batches + (x.handled > 0)::int, rows_deleted = r.rows_deleted + x.removed,"
+        " rows_archived = r.rows_archived + x.archived, rows_anonymised = r.rows_anonymised + x.anonymised,"
+        " largest_batch_rows = GREATEST(r.largest_batch_rows, x.handled), heartbeat_at = %(now)s,"
+        " longest_batch_ms = GREATEST(r.longest_batch_ms, %(longest)s),"
+        " digest = (SELECT string_agg(lpad(to_hex(('x' || substr(r.digest, i * 16 + 1, 16))::bit(64)::bigint"
+        " # x.lanes[i + 1]), 16, '0'), '' ORDER BY i) FROM generate_series(0, {last_lane}) AS i)"
+        " FROM x WHERE r.id = %(run)s AND {applies}"
+        " RETURNING r.cursor_block, r.window_blocks, r.batches, r.rows_deleted, r.rows_archived,"
+        " r.rows_anonymised, r.largest_batch_rows, r.digest)"
+    ).format(
+        runs=sql.Identifier(RetentionRun._meta.db_table),
+        cursor_next=cursor_next,
+        window_next=window_next,
+        last_lane=sql.Literal(DIGEST_LANES - 1),
+        applies=applies,
+    )
+    return sql.SQL(
+        "WITH {pick}{change}, {progress}"
+        " SELECT (SELECT n FROM probe), pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
+        " prog.* FROM (SELECT 1) AS one LEFT JOIN prog ON true"
+    ).format(pick=pick, change=change, progress=progress)
 
 
 @lru_cache(maxsize=32)
-def _cached_statement(dataset: str, action: str, age_field: str, ordered: bool) -> tuple[str, tuple]:
-    statement, params = _batch_statement(DATASETS[dataset], action, age_field, ordered)
-    connection = connections[DATABASE]
-    connection.ensure_connection()
-    return statement.as_string(connection.connection), tuple(params.items())
+def _cached_statement(dataset: str, action: str, age_field: str, ordered: bool) -> sql.Composed:
+    return _batch_statement(DATASETS[dataset], action, age_field, ordered)
 
 
-def _statement_for(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> tuple[str, dict]:
-    """The batch statement rendered once per process (it only depends on the rule)."""
-    text, params = _cached_statement(spec.key, action, age_field, ordered)
-    return text, dict(params)
+def _statement_for(spec: RetentionDataset, action: str, age_field: str, ordered: bool) -> sql.Composed:
+    """The batch statement, built once per process (it only depends on the rule)."""
+    return _cached_statement(spec.key, action, age_field, ordered)
 
 
-# Read back after a delete/anonymise batch, in its transaction: the tally (unset when the window
-# held no expired row: the guard was never evaluated), the table's size, and
-# the batch's asynchronous commit (it carries its own progress: a server crash can only lose whole
-# recent batches, which the resumed run does again).
-_AFTER_BATCH = sql.SQL(
-    "SELECT coalesce(nullif(current_setting(%(tally)s, true), ''), '0,0,0,0,0'),"
-    " pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
-    " set_config('synchronous_commit', 'off', true)"
-)
+@contextmanager
+def _batch_connection():
+    """A private connection for the batches, as the portal's login role in the system scope.
+
+    Each batch is one statement in autocommit: one transaction, one round trip, with its progress
+    in the same statement, and prepared after a few runs.  The system role is set for this
+    connection's session (it is never shared and is closed when the run ends, also on errors);
+    row-level security applies as to any system-scope transaction.  Batches commit without waiting
+    for their WAL flush: each carries its own progress, so a server crash can only lose whole
+    recent batches, which the resumed run does again."""
+    import psycopg
+
+    from portal.security_context import SYSTEM_SCOPE, TEAM_IDS_SETTING, USER_ID_SETTING
+
+    params = connections[DATABASE].get_connection_params()
+    params.update(cursor_factory=psycopg.Cursor, prepare_threshold=3, autocommit=True)
+    connection = psycopg.connect(**params)
+    try:
+        connection.execute(
+            "SELECT set_config('role', %s, false), set_config(%s, '', false), set_config(%s, '', false),"
+            " set_config('synchronous_commit', 'off', false)",
+            [SYSTEM_SCOPE.db_role, TEAM_IDS_SETTING, USER_ID_SETTING],
+        )
+        yield connection
+    finally:
+        connection.close()
 
 
 def _fold(digest: str, lanes) -> str:
@@ -435,136 +490,59 @@ def _save_progress(run: RetentionRun) -> None:
     RetentionRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in _PROGRESS_FIELDS})
 
 
-def _next_window(window: int, found: int, limit: int) -> int:
-    """Aim the next window at about 95% of a batch, growing at most fourfold at a time."""
-    if found == 0:
-        return min(window * 4, MAX_WINDOW)
-    return max(1, min(int(window * limit * 0.95 / found), window * 4, MAX_WINDOW))
-
-
 @dataclass
 class _Step:
     done: bool  # the pass reached the end of the table
     handled: int
 
 
-class _Raced(Exception):
-    """The window changed under the batch (a concurrent delete of the same rows): redo it."""
+_RETURNED = (
+    "cursor_block",
+    "window_blocks",
+    "batches",
+    "rows_deleted",
+    "rows_archived",
+    "rows_anonymised",
+    "largest_batch_rows",
+    "digest",
+)
 
 
-# The progress of a delete/anonymise batch, in its transaction, in one round trip: the counters
-# computed by the caller, the digest folded with the batch's lanes (read from the tally), on the
-# condition that the tally counted exactly the rows changed (else a concurrent change raced the
-# batch and nothing is returned).  Returns the new digest, the table's size in blocks, and the
-# batch's asynchronous commit (see _AFTER_BATCH).
-_PROGRESS = sql.SQL(
-    "UPDATE {runs} AS r SET cursor_block = %(cursor)s, window_blocks = %(window)s, batches = %(batches)s,"
-    " rows_deleted = %(deleted)s, rows_anonymised = %(anonymised)s, largest_batch_rows = %(largest)s,"
-    " heartbeat_at = %(now)s, longest_batch_ms = %(longest)s,"
-    " digest = (SELECT string_agg(lpad(to_hex(('x' || substr(r.digest, i * 16 + 1, 16))::bit(64)::bigint"
-    " # tally.t[i + 2]), 16, '0'), '' ORDER BY i) FROM generate_series(0, {last_lane}) AS i)"
-    " FROM (SELECT string_to_array(current_setting(%(tally)s), ',')::bigint[] AS t) AS tally"
-    " WHERE r.id = %(run)s AND tally.t[1] = %(changed)s"
-    " RETURNING r.digest, pg_relation_size(%(table)s::regclass) / current_setting('block_size')::bigint,"
-    " set_config('synchronous_commit', 'off', true)"
-).format(runs=sql.Identifier(RetentionRun._meta.db_table), last_lane=sql.Literal(DIGEST_LANES - 1))
-
-
-def _advance(run: RetentionRun, lo: int, hi: int, found: int, limit: int, ordered: bool) -> None:
-    if ordered:
-        # The dense block may hold more: stay on it until a batch comes back short.
-        run.cursor_block = lo if found == limit else lo + 1
-        run.window_blocks = 1
-    else:
-        run.cursor_block = hi
-        run.window_blocks = _next_window(run.window_blocks, found, limit)
-
-
-def _count(run: RetentionRun, action: str, removed: int, kept: int) -> None:
-    handled = kept if action == RetentionAction.ANONYMISE else removed
-    if handled:
-        run.batches += 1
-        run.rows_deleted += removed
-        run.rows_archived += kept if action == RetentionAction.ARCHIVE else 0
-        run.rows_anonymised += kept if action == RetentionAction.ANONYMISE else 0
-        run.largest_batch_rows = max(run.largest_batch_rows, handled)
-
-
-def _one_batch(run: RetentionRun, limit: int) -> _Step:
-    """One window in one transaction (a too-dense window is halved and tried again)."""
+def _one_batch(run: RetentionRun, limit: int, connection) -> _Step:
+    """One window in one statement (a too-dense window is halved and tried again)."""
     spec = _spec_of(run)
     action, age_field = run.rule["action"], run.rule["age_field"]
-    table_name = spec.model._meta.db_table
     ordered = False
     while True:
         lo = run.cursor_block
         hi = lo + (1 if ordered else run.window_blocks)
-        statement, params = _statement_for(spec, action, age_field, ordered)
-        params.update(cutoff=run.cutoff, lo=f"({lo},0)", hi=f"({hi},0)", over=limit + 1, limit=limit)
-        if action == RetentionAction.ARCHIVE:
-            params.update(run=run.pk, now=timezone.now())
+        _, params = _pending(spec, action, age_field)
+        params.update(
+            cutoff=run.cutoff,
+            lo_tid=f"({lo},0)",
+            hi_tid=f"({hi},0)",
+            lo_block=lo,
+            hi_block=hi,
+            window=run.window_blocks,
+            max_window=MAX_WINDOW,
+            over=limit + 1,
+            limit=limit,
+            run=run.pk,
+            now=timezone.now(),
+            longest=run.longest_batch_ms,
+            table=spec.model._meta.db_table,
+        )
         started = time.perf_counter()
-        before = {name: getattr(run, name) for name in _PROGRESS_FIELDS}
-        too_dense = False
-        try:
-            with scoped(system=True, using=DATABASE), connections[DATABASE].cursor() as cursor:
-                cursor.execute(statement, params)
-                if action == RetentionAction.ARCHIVE:
-                    found, removed, kept, lanes = cursor.fetchone()
-                    too_dense = found > limit and not ordered
-                    if not too_dense:
-                        _advance(run, lo, hi, found, limit, ordered)
-                        _count(run, action, removed, kept)
-                        if removed or kept:
-                            run.digest = _fold(run.digest, lanes)
-                        cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
-                        blocks = cursor.fetchone()[1]
-                        run.heartbeat_at = timezone.now()
-                        _save_progress(run)
-                elif cursor.rowcount > 0:
-                    # The usual case: the guard passed and rows changed; one more round trip.
-                    changed = cursor.rowcount
-                    _advance(run, lo, hi, changed, limit, ordered)
-                    _count(run, action, changed if action == RetentionAction.DELETE else 0, changed)
-                    run.heartbeat_at = timezone.now()
-                    cursor.execute(
-                        _PROGRESS,
-                        {
-                            "cursor": run.cursor_block,
-                            "window": run.window_blocks,
-                            "batches": run.batches,
-                            "deleted": run.rows_deleted,
-                            "anonymised": run.rows_anonymised,
-                            "largest": run.largest_batch_rows,
-                            "now": run.heartbeat_at,
-                            "longest": run.longest_batch_ms,
-                            "tally": _TALLY,
-                            "run": run.pk,
-                            "changed": changed,
-                            "table": table_name,
-                        },
-                    )
-                    row = cursor.fetchone()
-                    if row is None:
-                        raise _Raced
-                    run.digest, blocks = row[0], row[1]
-                else:
-                    # Nothing changed: an empty window, or a too-dense one (the guard held).
-                    cursor.execute(_AFTER_BATCH, {"tally": _TALLY, "table": table_name})
-                    tally, blocks, _ = cursor.fetchone()
-                    found = int(tally.split(",")[0])
-                    too_dense = found > limit and not ordered
-                    if not too_dense:
-                        _advance(run, lo, hi, 0, limit, ordered)
-                        run.heartbeat_at = timezone.now()
-                        _save_progress(run)
-        except _Raced:
-            for name, value in before.items():
-                setattr(run, name, value)
-            continue
+        row = connection.execute(_statement_for(spec, action, age_field, ordered), params).fetchone()
         run.longest_batch_ms = max(run.longest_batch_ms, int((time.perf_counter() - started) * 1000))
-        if not too_dense:
-            return _Step(done=run.cursor_block >= blocks, handled=run.batches - before["batches"])
+        found, blocks, *progress = row
+        if progress[0] is not None:
+            batches_before = run.batches
+            for name, value in zip(_RETURNED, progress, strict=True):
+                setattr(run, name, value)
+            run.heartbeat_at = params["now"]
+            return _Step(done=run.cursor_block >= blocks, handled=run.batches - batches_before)
+        # Too many expired rows in the window (found > limit): nothing changed; halve it.
         if run.window_blocks > 1:
             run.window_blocks = max(1, run.window_blocks // 2)
         else:
@@ -699,33 +677,40 @@ def run_policy(
                 closed.append(stopped)
         run = _start_or_resume(policy, trigger, actor)
         spec = _spec_of(run)
-        checked = 0.0
         try:
-            while True:
-                # A legal hold or a disable reaches a running run within a second.
-                if time.monotonic() - checked >= STATE_CHECK_SECONDS:
-                    state = RetentionPolicy.objects.filter(pk=policy.pk).values("enabled", "legal_hold").first() or {}
-                    if not state.get("enabled") or state.get("legal_hold"):
-                        why = "legal hold placed" if state.get("legal_hold") else "policy disabled"
-                        return _finish(run, RunStatus.STOPPED, f"stopped: {why}")
-                    checked = time.monotonic()
-                step = _one_batch(run, limit)
-                if step.done:
-                    left = remaining(spec, run.rule["action"], run.rule["age_field"], run.cutoff)
-                    if left == 0 or run.passes >= MAX_PASSES:
-                        return _finish(run, RunStatus.COMPLETED, left=left)
-                    # Rows were left behind: walk the table again from the start.
-                    run.passes += 1
-                    run.cursor_block, run.window_blocks = 0, FIRST_WINDOW
-                    with scoped(system=True, using=DATABASE):
-                        _save_progress(run)
-                elif pause and step.handled:
-                    time.sleep(pause)
+            with _batch_connection() as batches:
+                return _run_batches(run, spec, limit, pause, batches, policy.pk)
         except Exception as exc:
             # The batch rolled back; the run stays unfinished and the next run resumes it.
             RetentionRun.objects.filter(pk=run.pk).update(error=f"interrupted: {type(exc).__name__}"[:300])
             logger.error("retention run %s interrupted: %s", run.pk, type(exc).__name__)
             raise
+
+
+def _run_batches(
+    run: RetentionRun, spec: RetentionDataset, limit: int, pause: float, connection, policy_id
+) -> RetentionRun:
+    checked = 0.0
+    while True:
+        # A legal hold or a disable reaches a running run within a second.
+        if time.monotonic() - checked >= STATE_CHECK_SECONDS:
+            state = RetentionPolicy.objects.filter(pk=policy_id).values("enabled", "legal_hold").first() or {}
+            if not state.get("enabled") or state.get("legal_hold"):
+                why = "legal hold placed" if state.get("legal_hold") else "policy disabled"
+                return _finish(run, RunStatus.STOPPED, f"stopped: {why}")
+            checked = time.monotonic()
+        step = _one_batch(run, limit, connection)
+        if step.done:
+            left = remaining(spec, run.rule["action"], run.rule["age_field"], run.cutoff)
+            if left == 0 or run.passes >= MAX_PASSES:
+                return _finish(run, RunStatus.COMPLETED, left=left)
+            # Rows were left behind: walk the table again from the start.
+            run.passes += 1
+            run.cursor_block, run.window_blocks = 0, FIRST_WINDOW
+            with scoped(system=True, using=DATABASE):
+                _save_progress(run)
+        elif pause and step.handled:
+            time.sleep(pause)
 
 
 def stop_unfinished(policy: RetentionPolicy) -> RetentionRun | None:

@@ -133,6 +133,10 @@ def test_dependencies_from_the_last_scan_or_an_attestation(db):
     assert item("dependencies").status == ItemStatus.FAIL
     VulnerabilityScan.objects.create(tool="pip-audit", result=ScanResult.PASS, packages=80)
     assert item("dependencies").status == ItemStatus.PASS
+    VulnerabilityScan.objects.create(tool="pip-audit", result=ScanResult.ERROR)
+    result = item("dependencies")
+    assert result.status == ItemStatus.ATTENTION and "did not complete" in result.summary
+    VulnerabilityScan.objects.filter(result=ScanResult.ERROR).delete()
     VulnerabilityScan.objects.all().update(ran_at=timezone.now() - timedelta(days=40))
     assert item("dependencies").status == ItemStatus.ATTENTION
     checklist.attest(ChecklistItem.DEPENDENCIES, actor=make_user(Role.ADMIN), statement="Updated", evidence="PR #123")
@@ -146,12 +150,21 @@ def test_record_scan_reads_pip_audit_json(db, tmp_path):
             {"name": "oldlib", "version": "1.0", "vulns": [{"id": "PYSEC-2026-1", "fix_versions": ["1.1"]}]},
         ]
     }
-    assert parse_pip_audit(report) == (2, 1, [{"name": "oldlib", "version": "1.0", "ids": ["PYSEC-2026-1"]}])
+    assert parse_pip_audit(report) == (2, 1, [{"name": "oldlib", "version": "1.0", "ids": ["PYSEC-2026-1"]}], [])
     path = tmp_path / "audit.json"
     path.write_text(json.dumps(report))
     call_command("record_scan", "--pip-audit", str(path))
     scan = VulnerabilityScan.objects.get()
     assert scan.result == ScanResult.FAIL and scan.findings == 1 and scan.packages == 2
+    # A report where the vulnerability service answered for nothing is no pass.
+    unreachable = {"dependencies": [{"name": "django", "version": "5.2.19", "skip_reason": "network"}]}
+    path.write_text(json.dumps(unreachable))
+    call_command("record_scan", "--pip-audit", str(path))
+    assert VulnerabilityScan.objects.order_by("-id").first().result == ScanResult.ERROR
+    clean = {"dependencies": [{"name": "django", "version": "5.2.19", "vulns": []}]}
+    path.write_text(json.dumps(clean))
+    call_command("record_scan", "--pip-audit", str(path))
+    assert VulnerabilityScan.objects.order_by("-id").first().result == ScanResult.PASS
 
 
 def test_attested_items_and_their_rules(db):

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from accounts.policy import Role
 from audit import services as audit
@@ -36,6 +37,9 @@ def seed_evidence(org):
     VendorAssessment.objects.create(vendor=vendor, assessed_by=org.admin, result="approved", summary="ok", evidence="x")
     audit.record("VIEW", actor=org.analyst, resource="customer", object_ids=[1], rows=1)
     audit.record("GDPR_REQUEST", actor=org.admin, resource="subject_request", object_ids=[7])
+    from audit.models import Incident
+
+    Incident.objects.create(title="Phished laptop", is_breach=True, breach_detected_at=timezone.now())
 
 
 def test_admin_pack_has_every_part_and_a_verifiable_manifest(org):
@@ -58,6 +62,7 @@ def test_admin_pack_has_every_part_and_a_verifiable_manifest(org):
         "audit/events.jsonl",
         "audit/chain_checks.json",
         "incidents/security_alerts.json",
+        "incidents/incidents.json",
     ):
         assert expected in names, expected
     stored = json.loads(archive.read("manifest.json"))
@@ -69,6 +74,8 @@ def test_admin_pack_has_every_part_and_a_verifiable_manifest(org):
     assert all("hash" in e and "prev_hash" in e for e in events)
     assert len(json.loads(archive.read("checklist/current.json"))) == 10
     assert json.loads(archive.read("checklist/attestations.json"))[0]["evidence"] == "LMS-2026"
+    [incident] = json.loads(archive.read("incidents/incidents.json"))
+    assert incident["title"] == "Phished laptop" and incident["is_breach"] is True
     pack_event = AuditEvent.objects.filter(action="EXPORT_DATA", resource="evidence_pack").get()
     assert pack_event.actor_id == org.admin.pk and pack_event.extra["files"] == len(stored["files"])
 

@@ -74,6 +74,12 @@ def add_orders(customers, *, days_old: int, count: int) -> list[int]:
         return [row.pk for row in Order.objects.bulk_create(rows)]
 
 
+def one_batch(run, limit):
+    """One batch as a worker would run it (on the run's private batch connection)."""
+    with retention._batch_connection() as connection:
+        return retention._one_batch(run, limit, connection)
+
+
 def owner_ids(model) -> set[int]:
     return set(model.objects.using("owner").values_list("pk", flat=True))
 
@@ -256,7 +262,7 @@ def test_hold_placed_on_an_unfinished_run_closes_it_with_a_proof(customers, sett
     add_page_views(customers, days_old=900, count=6)
     rule = enabled("pageviews")
     run = retention._start_or_resume(rule, RunTrigger.SCHEDULE, None)
-    retention._one_batch(run, 2)  # one batch committed, then the worker "died"
+    one_batch(run, 2)  # one batch committed, then the worker "died"
     rule.legal_hold, rule.legal_hold_reason = True, "Regulator inquiry"
     retention.save_policy(rule, {"legal_hold"})
     [stopped] = retention.run_due()
@@ -271,8 +277,8 @@ def test_interrupted_run_resumes_with_the_same_cutoff_and_digest(customers, sett
     add_page_views(customers, days_old=900, count=10)
     rule = enabled("pageviews")
     run = retention._start_or_resume(rule, RunTrigger.SCHEDULE, None)
-    retention._one_batch(run, 3)
-    retention._one_batch(run, 3)
+    one_batch(run, 3)
+    one_batch(run, 3)
     cutoff = run.cutoff
     [resumed] = retention.run_due()
     assert resumed.pk == run.pk and resumed.resumed == 1 and resumed.cutoff == cutoff
@@ -286,7 +292,7 @@ def test_rule_changed_while_unfinished_starts_a_new_run(customers, settings):
     add_page_views(customers, days_old=900, count=6)
     rule = enabled("pageviews")
     run = retention._start_or_resume(rule, RunTrigger.SCHEDULE, None)
-    retention._one_batch(run, 2)
+    one_batch(run, 2)
     rule = enabled("pageviews", max_age_days=1000)  # now only rows older than 1000 days go
     runs = retention.run_due()
     assert [r.status for r in runs] == [RunStatus.STOPPED, RunStatus.COMPLETED]
@@ -375,3 +381,57 @@ def test_governance_rights_come_from_the_policy(org):
     viewer.is_active = False
     viewer.save()
     assert not policy.may_govern(viewer, policy.Governance.VIEW)
+
+
+def test_an_erasure_reaches_the_archive_through_its_hook(customers):
+    from django.db import transaction
+
+    from compliance import erasure
+
+    add_orders(customers, days_old=7 * 365 + 5, count=3)
+    enabled("orders")
+    retention.run_due()
+    target = customers[0]
+    with transaction.atomic():
+        counts = erasure.erase(erasure.SubjectKeys.of(email=target.email), reason="test")
+    assert counts.get("compliance_archivedorder") == 1
+    assert owner_ids(ArchivedOrder) and not ArchivedOrder.objects.using("owner").filter(customer_id=target.pk).exists()
+    # Amounts stay: the archive keeps the order, without the person.
+    assert ArchivedOrder.objects.using("owner").filter(customer_id__isnull=True).count() == 1
+
+
+def test_nightly_schedule_and_tasks_are_registered(settings):
+    from portal.celery import app
+
+    entries = {v["task"] for v in settings.CELERY_BEAT_SCHEDULE.values()}
+    ours = {
+        "compliance.governance_tasks.apply_retention",
+        "compliance.governance_tasks.take_monthly_snapshot",
+        "compliance.governance_tasks.verify_backup",
+    }
+    assert ours <= entries and ours <= set(app.tasks)
+
+
+def test_sparse_and_dense_regions_keep_every_batch_within_the_limit(customers, settings):
+    """Windows grow over sparse regions and shrink (halving, then block order) over dense ones;
+    no batch ever handles more than the limit."""
+    settings.RETENTION_BATCH_SIZE = 100
+    team = customers[0].team_id
+    now = timezone.now()
+    rows = [
+        PageView(
+            team_id=team,
+            page="/",
+            timestamp=now - timedelta(days=800 if (i % 7 == 0 or 2000 <= i < 2600) else 10),
+        )
+        for i in range(4000)
+    ]
+    with scoped(system=True):
+        PageView.objects.bulk_create(rows)
+    expired = sum(1 for i in range(4000) if i % 7 == 0 or 2000 <= i < 2600)
+    enabled("pageviews")
+    [run] = retention.run_due()
+    assert run.rows_deleted == expired and 0 < run.largest_batch_rows <= 100
+    assert run.batches >= expired // 100
+    assert RetentionProof.objects.get(run=run).document["rows_older_than_cutoff_after_run"] == 0
+    assert len(owner_ids(PageView)) == 4000 - expired

@@ -1,7 +1,9 @@
 """``manage.py record_scan``: store a dependency vulnerability scan for the monthly checklist.
 
-Either ``--pip-audit FILE`` (the JSON of ``pip-audit --format json``), or ``--tool``, ``--result``
-and ``--findings`` given by hand.  Only package names, versions and advisory ids are kept.
+Either ``--pip-audit FILE`` (the JSON of ``pip-audit --format json``; ``make audit`` keeps it in
+``var/pip-audit.json``), or ``--tool``, ``--result`` and ``--findings`` given by hand.  Only
+package names, versions and advisory ids are kept.  A report in which no package could be
+audited is an error, and unaudited packages fail the scan: never a silent pass.
 """
 
 import json
@@ -13,17 +15,28 @@ from compliance.governance_choices import ScanResult
 from compliance.governance_models import VulnerabilityScan
 
 
-def parse_pip_audit(document: dict) -> tuple[int, int, list[dict]]:
-    """(packages, findings, [{name, version, ids}]) from pip-audit's JSON."""
+def parse_pip_audit(document: dict) -> tuple[int, int, list[dict], list[str]]:
+    """(packages audited, findings, [{name, version, ids}], skipped names) from pip-audit's JSON."""
     dependencies = document.get("dependencies", document if isinstance(document, list) else [])
-    vulnerable = []
+    vulnerable, skipped = [], []
     for dep in dependencies:
+        if dep.get("skip_reason"):
+            skipped.append(str(dep.get("name", ""))[:100])
+            continue
         ids = [str(v.get("id", "")) for v in dep.get("vulns", []) if v.get("id")]
         if ids:
             vulnerable.append(
                 {"name": str(dep.get("name", ""))[:100], "version": str(dep.get("version", ""))[:50], "ids": ids[:20]}
             )
-    return len(dependencies), sum(len(v["ids"]) for v in vulnerable), vulnerable
+    audited = len(dependencies) - len(skipped)
+    return audited, sum(len(v["ids"]) for v in vulnerable), vulnerable, skipped
+
+
+def result_of(audited: int, findings: int, skipped: list[str]) -> str:
+    """Never a silent pass: nothing audited is an error, unaudited packages fail like findings."""
+    if audited == 0:
+        return ScanResult.ERROR
+    return ScanResult.FAIL if findings or skipped else ScanResult.PASS
 
 
 class Command(BaseCommand):
@@ -43,9 +56,9 @@ class Command(BaseCommand):
                 document = json.loads(Path(report).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise CommandError(f"cannot read the report: {type(exc).__name__}") from None
-            packages, findings, vulnerable = parse_pip_audit(document)
-            result = ScanResult.FAIL if findings else ScanResult.PASS
-            detail = {"vulnerable": vulnerable}
+            packages, findings, vulnerable, skipped = parse_pip_audit(document)
+            result = result_of(packages, findings, skipped)
+            detail = {"vulnerable": vulnerable, "skipped": skipped[:200]}
         elif result is None:
             raise CommandError("give --pip-audit FILE, or --result (and --findings)")
         scan = VulnerabilityScan.objects.create(
