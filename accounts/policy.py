@@ -190,14 +190,27 @@ def may_request_grant(user) -> bool:
     return access(user, Action.VIEW).scope in TEAM_LIST_SCOPES
 
 
-def may_decide_grant(user, team_department_id: int | None) -> bool:
-    """An admin decides any grant; a manager decides grants on their own department's data."""
+# Who decides temporary grants: an admin any, a manager those on their own department's data.
+GRANT_DECIDER_SCOPES: dict[Role, Scope] = {Role.ADMIN: Scope.ALL, Role.MANAGER: Scope.DEPARTMENT}
+
+
+def grant_decision_scope(user) -> Scope:
+    """How far the user's right to decide temporary grants reaches."""
     from accounts import selectors
 
     role = selectors.role_of(user) if user.is_authenticated and user.is_active else None
-    if role == Role.ADMIN:
+    scope = GRANT_DECIDER_SCOPES.get(role, Scope.NONE)
+    if scope == Scope.DEPARTMENT and user.department_id is None:
+        return Scope.NONE
+    return scope
+
+
+def may_decide_grant(user, team_department_id: int | None) -> bool:
+    """Whether the user decides a grant on data of the given department."""
+    scope = grant_decision_scope(user)
+    if scope == Scope.ALL:
         return True
-    return role == Role.MANAGER and team_department_id is not None and user.department_id == team_department_id
+    return scope == Scope.DEPARTMENT and team_department_id is not None and user.department_id == team_department_id
 
 
 def field_is_clear(role: Role | None, field: str) -> bool:

@@ -13,16 +13,16 @@ def customer_counts_by_team(user) -> dict[int, int]:
 
 
 def grants_visible_to(user):
-    """A user's own grant requests plus those they may decide (admin: all; manager: department)."""
+    """A user's own grant requests plus those they may decide (``policy.grant_decision_scope``)."""
     from django.db.models import Q
 
     from datasets.models import AccessGrant
 
-    role = policy.access(user, policy.Action.VIEW).role
-    mine = Q(requester=user)
-    if role == policy.Role.ADMIN:
+    scope = policy.grant_decision_scope(user)
+    if scope == policy.Scope.ALL:
         return AccessGrant.objects.all()
-    if role == policy.Role.MANAGER and user.department_id:
+    mine = Q(requester=user)
+    if scope == policy.Scope.DEPARTMENT:
         department = user.department_id
         return AccessGrant.objects.filter(
             mine | Q(team__department_id=department) | Q(customer__team__department_id=department)

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
+from psycopg import sql
 
 from accounts.models import Department, Team, User
 from datasets import demo
@@ -142,7 +143,7 @@ def test_customers_are_encrypted_and_indexed(db, no_demo_password):
     with scoped(system=True):
         customers = list(Customer.objects.all())
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT name, email, phone FROM {Customer._meta.db_table}")
+            cursor.execute(sql.SQL("SELECT name, email, phone FROM {}").format(sql.Identifier(Customer._meta.db_table)))
             stored = b"".join(bytes(value) for row in cursor.fetchall() for value in row)
     assert len(customers) == 6
     for customer in customers:
