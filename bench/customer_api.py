@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,23 +41,6 @@ def parse_args(argv):
     parser.add_argument("--page", type=int, default=50, help="a later page also measured (OFFSET cost); 0 skips")
     parser.add_argument("--profile", action="store_true", help="cProfile the secured request and print top costs")
     return parser.parse_args(argv)
-
-
-def use_bench_database() -> str:
-    """Point DATABASE_URL at ``<name>_bench`` (created if missing) so demo data stays untouched."""
-    from scripts.services import ensure_database
-
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set: run through `make bench` (scripts/services.py sets it)")
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") or "portal"
-    if not name.endswith("_bench"):
-        name += "_bench"
-    bench_url = parts._replace(path=f"/{name}").geturl()
-    ensure_database(bench_url)
-    os.environ["DATABASE_URL"] = bench_url
-    return name
 
 
 def prepare_data(customers: int) -> int:
@@ -186,7 +168,9 @@ def component_costs(team_id: int, masks) -> dict[str, float]:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    db_name = use_bench_database()
+    from bench.bench_db import use_bench_database
+
+    db_name = use_bench_database("_bench")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 

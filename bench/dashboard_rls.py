@@ -28,7 +28,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from psycopg import sql
 
@@ -75,21 +74,6 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured rounds first (default 3)")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each query, both ways")
     return parser.parse_args(argv)
-
-
-def use_bench_database() -> str:
-    from scripts.services import ensure_database
-
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set: run through `make bench-dashboard` (scripts/services.py sets it)")
-    parts = urlsplit(url)
-    name = (parts.path.lstrip("/") or "portal").removesuffix("_bench")
-    name += "_dash_bench"
-    bench_url = parts._replace(path=f"/{name}").geturl()
-    ensure_database(bench_url)
-    os.environ["DATABASE_URL"] = bench_url
-    return name
 
 
 def top_up(cursor, statement: str, table: str, wanted: int) -> int:
@@ -150,7 +134,9 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    db_name = use_bench_database()
+    from bench.bench_db import use_bench_database
+
+    db_name = use_bench_database("_dash_bench")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 

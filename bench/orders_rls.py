@@ -40,7 +40,6 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,23 +91,6 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured rounds first (default 5)")
     parser.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN (ANALYZE, BUFFERS) section")
     return parser.parse_args(argv)
-
-
-def use_bench_database() -> str:
-    """Point DATABASE_URL at ``<name>_bench_orders`` (created if missing); demo data stays untouched."""
-    from scripts.services import ensure_database
-
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set: run through scripts/services.py")
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") or "portal"
-    if not name.endswith("_bench_orders"):
-        name = name.removesuffix("_bench") + "_bench_orders"
-    bench_url = parts._replace(path=f"/{name}").geturl()
-    ensure_database(bench_url)
-    os.environ["DATABASE_URL"] = bench_url
-    return name
 
 
 def prepare_data(customers: int, orders: int) -> tuple[int, int]:
@@ -221,7 +203,9 @@ def is_scope_statement(sql: str) -> bool:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    db_name = use_bench_database()
+    from bench.bench_db import use_bench_database
+
+    db_name = use_bench_database("_bench_orders")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,20 +43,6 @@ def parse_args(argv):
         help="also watch pg_stat_activity (every 20 ms, on both sides) for the longest open transaction of any kind",
     )
     return parser.parse_args(argv)
-
-
-def use_bench_database() -> str:
-    from scripts.services import ensure_database
-
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set: run through scripts/services.py")
-    parts = urlsplit(url)
-    name = (parts.path.lstrip("/") or "portal") + "_retention_bench"
-    bench_url = parts._replace(path=f"/{name}").geturl()
-    ensure_database(bench_url)
-    os.environ["DATABASE_URL"] = bench_url
-    return name
 
 
 def prepare() -> tuple[int, list[int]]:
@@ -175,7 +160,9 @@ def secured(rule, watched: bool):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    db_name = use_bench_database()
+    from bench.bench_db import use_bench_database
+
+    db_name = use_bench_database("_retention_bench")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
