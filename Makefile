@@ -4,19 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test lint format install install-dev browser migrate manage bench bench-dashboard clean audit sbom tools
+.PHONY: run test lint secrets format install install-dev browser migrate manage bench bench-dashboard clean audit sbom tools lock
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Every requirements file is pinned with hashes (`make lock` writes them): pip refuses any
+# download whose hash is not the pinned one.
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
+# requirements-dev.txt holds the runtime set too (compiled against requirements.txt's pins).
 $(VENV)/.dev: requirements-dev.txt requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -32,9 +35,14 @@ browser:
 test: install-dev browser
 	$(SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install-dev
+lint: install-dev secrets
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Secrets scan of every tracked file against .secrets.baseline (false positives carry an inline
+# `pragma: allowlist secret`; the hashed requirements files are excluded in the baseline).
+secrets: install-dev
+	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 
 format: install-dev
 	$(BIN)/ruff format .
@@ -57,13 +65,27 @@ bench-dashboard: install-dev
 TOOLS := .venv-tools/bin
 $(TOOLS)/python: requirements-tools.txt
 	$(PYTHON) -m venv .venv-tools
-	$(TOOLS)/pip install --quiet -r requirements-tools.txt
+	$(TOOLS)/pip install --quiet --require-hashes -r requirements-tools.txt
 	touch $@
 tools: $(TOOLS)/python
 
+# Recompile the pinned, hashed requirements from the *.in files (existing pins are kept unless
+# the .in file changes; `make lock LOCK_ARGS=--upgrade` moves everything to the newest release).
+PIP_COMPILE := $(TOOLS)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: tools
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-tools.txt requirements-tools.in
+
 # Fails loudly (exit 3) when the vulnerability service cannot be reached; never a silent pass.
-audit: tools
-	$(TOOLS)/python scripts/dependency_audit.py
+# The report is recorded for the monthly checklist either way (an unaudited run counts as failed).
+audit: tools migrate
+	rm -f var/pip-audit.json; status=0; $(TOOLS)/python scripts/dependency_audit.py || status=$$?; \
+	if [ -s var/pip-audit.json ]; then \
+	  $(SERVICES) $(BIN)/python manage.py record_scan --pip-audit var/pip-audit.json \
+	  || { echo "audit: the scan could not be recorded" >&2; [ $$status -ne 0 ] || status=1; }; \
+	fi; exit $$status
 
 # CycloneDX SBOM of the pinned runtime requirements.
 sbom: tools

@@ -18,7 +18,7 @@ class AuditAction(models.TextChoices):
     ROLE_CHANGED = "ROLE_CHANGED"
     USER_CREATED = "USER_CREATED"
     USER_DISABLED = "USER_DISABLED"
-    PASSWORD_CHANGED = "PASSWORD_CHANGED"  # noqa: S105 - an action name
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"  # noqa: S105 - an action name  # pragma: allowlist secret
     MFA_ENROLLED = "MFA_ENROLLED"
     ACCESS_GRANTED = "ACCESS_GRANTED"
     ACCESS_REVOKED = "ACCESS_REVOKED"

@@ -83,7 +83,7 @@ class Target:
             "host": "PGHOST",
             "port": "PGPORT",
             "user": "PGUSER",
-            "password": "PGPASSWORD",
+            "password": "PGPASSWORD",  # pragma: allowlist secret
             "sslmode": "PGSSLMODE",
             "sslrootcert": "PGSSLROOTCERT",
             "sslcert": "PGSSLCERT",

@@ -8,7 +8,7 @@ from accounts.models import Department, Team, User
 from datasets.models import Customer
 from portal.security_context import scoped
 
-PASSWORD = "correct-horse-battery-staple"
+PASSWORD = "correct-horse-battery-staple"  # pragma: allowlist secret
 _fake = Faker()
 
 

@@ -79,7 +79,7 @@ def test_out_of_scope_detail_is_404_and_no_view_event(org_tx):
 
 def test_failed_token_login_is_one_event_without_the_password(org_tx):
     start = last_id()
-    secret = "Wrong-Password-Canary-1"
+    secret = "Wrong-Password-Canary-1"  # pragma: allowlist secret
     response = APIClient().post(
         "/api/v1/auth/token/", {"email": org_tx.analyst.email, "password": secret}, REMOTE_ADDR="192.0.2.12"
     )

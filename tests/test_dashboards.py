@@ -24,6 +24,7 @@ from tests.factories import CustomerFactory, DepartmentFactory, OrderFactory, Pa
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 PURPOSE = "Quarterly churn review for the Sales board"
+# pragma: allowlist nextline secret
 VENDORED_CHART_JS_SHA256 = "87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2"
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "canary.person@example.org"
 PHONE = "+1 555 867 5309"
 CARD = "4242 4242 4242 4242"
-PASSWORD = "hunter2secret"
+PASSWORD = "hunter2secret"  # pragma: allowlist secret
 TOKEN = "abc123tok"
 # Substrings that must never reach a log line, in any of the forms the canaries are written in.
 FORBIDDEN = [

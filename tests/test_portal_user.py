@@ -180,7 +180,7 @@ def test_generated_passwords_differ(org, no_stdin):
 
 
 def test_password_is_read_from_stdin_and_never_printed(org, monkeypatch):
-    secret = "piped-in-Password-2718"
+    secret = "piped-in-Password-2718"  # pragma: allowlist secret
     monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))
     result = portal_user("create", "piped@example.test", "--role", "Manager", "--department", "Sales")
     assert result.code == 0, result.err
