@@ -58,14 +58,48 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
 $$;
 """
 
-KPIS = """
+# Pieces several functions share, composed into the texts below with psycopg.sql.
+# Who is left out of analytics: withdrawn analytics consent, restricted processing.
+_EXCLUDED = sql.SQL("""WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
+                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
+                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+""")
+# From the per-key CTEs c (new customers), v (page views) and o (orders): the figures of every key
+# ``k``, with primary and complementary suppression within the partition of keys.
+_SUPPRESSED_BY_KEY = sql.SQL("""g AS (SELECT coalesce(c.k, v.k, o.k) AS k, coalesce(new_customers, 0) AS new_customers,
+             coalesce(views, 0) AS views, coalesce(visitors, 0) AS visitors,
+             coalesce(view_subjects, 0) AS view_subjects, coalesce(orders, 0) AS orders,
+             coalesce(buyers, 0) AS buyers, coalesce(order_subjects, 0) AS order_subjects
+      FROM c FULL JOIN v ON v.k = c.k FULL JOIN o ON o.k = coalesce(c.k, v.k)),
+h AS (SELECT g.*,
+             portal_dash_hidden(new_customers, sum(new_customers) OVER w_new) AS hide_new,
+             portal_dash_hidden(visitors, sum(visitors) OVER w_visitors) AS hide_visitors,
+             portal_dash_hidden(view_subjects, sum(view_subjects) OVER w_views) AS hide_views,
+             portal_dash_hidden(buyers, sum(buyers) OVER w_buyers) AS hide_buyers,
+             portal_dash_hidden(order_subjects, sum(order_subjects) OVER w_orders) AS hide_orders
+      FROM g
+      WINDOW w_new AS (ORDER BY new_customers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+             w_visitors AS (ORDER BY visitors, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+             w_views AS (ORDER BY view_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+             w_buyers AS (ORDER BY buyers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+             w_orders AS (ORDER BY order_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+SELECT k,
+       CASE WHEN hide_new THEN NULL ELSE new_customers END,
+       CASE WHEN hide_visitors THEN NULL ELSE visitors END,
+       CASE WHEN hide_views THEN NULL ELSE views END,
+       CASE WHEN hide_buyers THEN NULL ELSE buyers END,
+       CASE WHEN hide_orders THEN NULL ELSE orders END,
+       CASE WHEN hide_buyers OR hide_visitors OR visitors = 0 THEN NULL ELSE round(buyers::numeric / visitors, 4) END
+FROM h ORDER BY k
+$$;
+""")
+
+KPIS = sql.SQL("""
 CREATE OR REPLACE FUNCTION portal_dash_kpis(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
-                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
-                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+{excluded}
 c AS (SELECT count(*) AS new_customers FROM datasets_customer x
       WHERE x.created_at >= p_start AND x.created_at < p_end
         AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.id)),
@@ -87,16 +121,14 @@ SELECT CASE WHEN portal_dash_hidden(new_customers, NULL) THEN NULL ELSE new_cust
             ELSE round(buyers::numeric / visitors, 4) END
 FROM c, v, o
 $$;
-"""
+""").format(excluded=_EXCLUDED)
 
-MONTHLY = """
+MONTHLY = sql.SQL("""
 CREATE OR REPLACE FUNCTION portal_dash_monthly(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (month date, new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
-                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
-                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+{excluded}
 c AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS k, count(*) AS new_customers
       FROM datasets_customer x WHERE x.created_at >= p_start AND x.created_at < p_end
         AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.id) GROUP BY 1),
@@ -110,42 +142,14 @@ o AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS k, co
              count(DISTINCT x.customer_id) AS order_subjects
       FROM datasets_order x WHERE x.created_at >= p_start AND x.created_at < p_end
         AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
-g AS (SELECT coalesce(c.k, v.k, o.k) AS k, coalesce(new_customers, 0) AS new_customers,
-             coalesce(views, 0) AS views, coalesce(visitors, 0) AS visitors,
-             coalesce(view_subjects, 0) AS view_subjects, coalesce(orders, 0) AS orders,
-             coalesce(buyers, 0) AS buyers, coalesce(order_subjects, 0) AS order_subjects
-      FROM c FULL JOIN v ON v.k = c.k FULL JOIN o ON o.k = coalesce(c.k, v.k)),
-h AS (SELECT g.*,
-             portal_dash_hidden(new_customers, sum(new_customers) OVER w_new) AS hide_new,
-             portal_dash_hidden(visitors, sum(visitors) OVER w_visitors) AS hide_visitors,
-             portal_dash_hidden(view_subjects, sum(view_subjects) OVER w_views) AS hide_views,
-             portal_dash_hidden(buyers, sum(buyers) OVER w_buyers) AS hide_buyers,
-             portal_dash_hidden(order_subjects, sum(order_subjects) OVER w_orders) AS hide_orders
-      FROM g
-      WINDOW w_new AS (ORDER BY new_customers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_visitors AS (ORDER BY visitors, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_views AS (ORDER BY view_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_buyers AS (ORDER BY buyers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_orders AS (ORDER BY order_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
-SELECT k,
-       CASE WHEN hide_new THEN NULL ELSE new_customers END,
-       CASE WHEN hide_visitors THEN NULL ELSE visitors END,
-       CASE WHEN hide_views THEN NULL ELSE views END,
-       CASE WHEN hide_buyers THEN NULL ELSE buyers END,
-       CASE WHEN hide_orders THEN NULL ELSE orders END,
-       CASE WHEN hide_buyers OR hide_visitors OR visitors = 0 THEN NULL ELSE round(buyers::numeric / visitors, 4) END
-FROM h ORDER BY k
-$$;
-"""
+{suppressed_by_key}""").format(excluded=_EXCLUDED, suppressed_by_key=_SUPPRESSED_BY_KEY)
 
-DEPARTMENTS = """
+DEPARTMENTS = sql.SQL("""
 CREATE OR REPLACE FUNCTION portal_dash_departments(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (department text, new_customers bigint, visitors bigint, views bigint, buyers bigint, orders bigint,
                conversion numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
-                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
-                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+{excluded}
 team AS (SELECT t.id, d.name::text AS k FROM accounts_team t JOIN accounts_department d ON d.id = t.department_id),
 c AS (SELECT team.k, count(*) AS new_customers
       FROM datasets_customer x JOIN team ON team.id = x.team_id
@@ -162,41 +166,13 @@ o AS (SELECT team.k, count(*) AS orders,
       FROM datasets_order x JOIN team ON team.id = x.team_id
       WHERE x.created_at >= p_start AND x.created_at < p_end
         AND NOT EXISTS (SELECT 1 FROM excluded e WHERE e.customer_id = x.customer_id) GROUP BY 1),
-g AS (SELECT coalesce(c.k, v.k, o.k) AS k, coalesce(new_customers, 0) AS new_customers,
-             coalesce(views, 0) AS views, coalesce(visitors, 0) AS visitors,
-             coalesce(view_subjects, 0) AS view_subjects, coalesce(orders, 0) AS orders,
-             coalesce(buyers, 0) AS buyers, coalesce(order_subjects, 0) AS order_subjects
-      FROM c FULL JOIN v ON v.k = c.k FULL JOIN o ON o.k = coalesce(c.k, v.k)),
-h AS (SELECT g.*,
-             portal_dash_hidden(new_customers, sum(new_customers) OVER w_new) AS hide_new,
-             portal_dash_hidden(visitors, sum(visitors) OVER w_visitors) AS hide_visitors,
-             portal_dash_hidden(view_subjects, sum(view_subjects) OVER w_views) AS hide_views,
-             portal_dash_hidden(buyers, sum(buyers) OVER w_buyers) AS hide_buyers,
-             portal_dash_hidden(order_subjects, sum(order_subjects) OVER w_orders) AS hide_orders
-      FROM g
-      WINDOW w_new AS (ORDER BY new_customers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_visitors AS (ORDER BY visitors, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_views AS (ORDER BY view_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_buyers AS (ORDER BY buyers, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-             w_orders AS (ORDER BY order_subjects, k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
-SELECT k,
-       CASE WHEN hide_new THEN NULL ELSE new_customers END,
-       CASE WHEN hide_visitors THEN NULL ELSE visitors END,
-       CASE WHEN hide_views THEN NULL ELSE views END,
-       CASE WHEN hide_buyers THEN NULL ELSE buyers END,
-       CASE WHEN hide_orders THEN NULL ELSE orders END,
-       CASE WHEN hide_buyers OR hide_visitors OR visitors = 0 THEN NULL ELSE round(buyers::numeric / visitors, 4) END
-FROM h ORDER BY k
-$$;
-"""
+{suppressed_by_key}""").format(excluded=_EXCLUDED, suppressed_by_key=_SUPPRESSED_BY_KEY)
 
-REVENUE = """
+REVENUE = sql.SQL("""
 CREATE OR REPLACE FUNCTION portal_dash_revenue(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (month date, currency text, revenue numeric)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
-                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
-                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+{excluded}
 cells AS (SELECT date_trunc('month', x.created_at AT TIME ZONE 'UTC')::date AS month, x.currency::text AS currency,
                  sum(x.amount) AS revenue, count(DISTINCT x.customer_id) AS buyers
           FROM datasets_order x
@@ -209,15 +185,13 @@ SELECT month, currency,
             THEN NULL ELSE revenue END
 FROM cells ORDER BY currency, month
 $$;
-"""
+""").format(excluded=_EXCLUDED)
 
-TOP_PAGES = """
+TOP_PAGES = sql.SQL("""
 CREATE OR REPLACE FUNCTION portal_dash_top_pages(p_start timestamptz, p_end timestamptz, p_limit integer)
 RETURNS TABLE (page text, views bigint, visitors bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-WITH excluded AS (SELECT customer_id FROM compliance_consentrecord
-                   WHERE purpose = 'analytics' AND current AND withdrawn_at IS NOT NULL
-                   UNION SELECT customer_id FROM compliance_processingrestriction WHERE lifted_at IS NULL),
+{excluded}
 p AS (SELECT x.page::text AS page, count(*) AS views, count(DISTINCT x.customer_id) AS visitors,
              count(DISTINCT coalesce(x.customer_id::text, 's:' || x.session_id)) AS subjects
       FROM datasets_pageview x WHERE x."timestamp" >= p_start AND x."timestamp" < p_end
@@ -228,7 +202,7 @@ SELECT page,
        CASE WHEN portal_dash_hidden(visitors, NULL) THEN NULL ELSE visitors END
 FROM p ORDER BY p.views DESC, page
 $$;
-"""
+""").format(excluded=_EXCLUDED)
 
 # name -> (argument types, CREATE statement); all SECURITY DEFINER, owned by the definer role.
 FUNCTIONS = {
