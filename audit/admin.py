@@ -27,6 +27,7 @@ from django.utils.functional import cached_property
 from accounts import policy
 from audit import incidents, selectors
 from audit import services as audit
+from audit.chain import HASHED_FIELDS
 from audit.choices import INCIDENT_STAGE_ORDER, AuditAction, ContainmentAction, IncidentStageName
 from audit.models import (
     AuditChainCheck,
@@ -285,24 +286,8 @@ class AuditEventAdmin(ReadOnlyAuditAdmin):
         return response
 
 
-EXPORT_COLUMNS = [
-    "id",
-    "timestamp",
-    "actor_id",
-    "actor_email",
-    "action",
-    "resource",
-    "object_ids",
-    "rows",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "success",
-    "reason",
-    "extra",
-    "prev_hash",
-    "hash",
-]
+# Everything the hash covers, with the id and the hash itself: an export can be re-verified.
+EXPORT_COLUMNS = ["id", *HASHED_FIELDS, "hash"]
 
 
 def _batches(events):
