@@ -10,6 +10,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
 timeout = 60
+# gunicorn's control socket (a fixed path under XDG_RUNTIME_DIR) would let anyone who can reach it
+# resize, reload or stop the server, and two servers on one host would share it: not used here.
+control_socket_disable = True
 graceful_timeout = 20
 accesslog = "-"
 # No query strings in the access log: a search parameter may carry personal data.
