@@ -26,9 +26,7 @@ Per subject, under the system scope (entered here, named in the audit trail):
 import hashlib
 import hmac
 import logging
-import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,6 +47,7 @@ from compliance.models import AccessPackage, ConsentRecord, ErasedSubject, Proce
 from compliance.requests import set_progress
 from datasets import blind_index
 from datasets.models import AccessGrant, Customer, Order, PageView
+from portal import fault_points
 from portal.security_context import scoped
 
 logger = logging.getLogger("compliance.erasure")
@@ -56,8 +55,8 @@ DATABASE = "default"
 ERASED = "[erased]"
 # Test hook (read only when set): pause after the named step, so that a test can kill the worker
 # in the middle of an erasure.  Never set in production.
-PAUSE_ENV = "PORTAL_TEST_PAUSE_AFTER_STEP"
-PAUSE_SECONDS_ENV = "PORTAL_TEST_PAUSE_SECONDS"
+PAUSE_ENV = fault_points.PAUSE_ENV
+PAUSE_SECONDS_ENV = fault_points.PAUSE_SECONDS_ENV
 
 STEPS = (
     "resolve",
@@ -145,9 +144,7 @@ class _Run:
         self.done += rows
         if self.progress_id is not None:
             set_progress(self.progress_id, step=name, done=min(self.done, self.total), total=self.total)
-        wanted = os.environ.get(PAUSE_ENV)
-        if wanted and wanted == name:
-            time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "300")))
+        fault_points.reached(name)
 
     def add(self, key: str, rows: int) -> int:
         self.counts[key] = self.counts.get(key, 0) + rows

@@ -21,6 +21,7 @@ from audit.choices import AuditAction
 from datasets import masking, report_definitions
 from datasets.choices import ExportFormat, ExportStatus
 from datasets.models import Export
+from portal import fault_points
 
 _SIGNER_SALT = "datasets.export-download"
 BATCH = 2000
@@ -132,7 +133,9 @@ def run(user, export_id) -> Export:
     target = export_dir() / file_name
     partial = target.with_suffix(".partial")
     partial.write_bytes(encrypt_bytes(content))
+    fault_points.reached("export_partial")
     partial.replace(target)
+    fault_points.reached("export_file")  # the file is in place, the row not yet committed
     export.status = ExportStatus.DONE
     export.row_count = count
     export.sha256 = hashlib.sha256(content).hexdigest()

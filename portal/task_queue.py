@@ -33,7 +33,9 @@ def enqueue(task, *args, **kwargs) -> None:
 
     def send():
         try:
-            task.apply_async(args=args, kwargs=kwargs, retry=False)
+            # No result is read from a request; ignoring it also keeps the result backend out of
+            # the send: with Redis gone, its subscription retried for ~20 s inside the request.
+            task.apply_async(args=args, kwargs=kwargs, retry=False, ignore_result=True)
         except Exception as exc:
             logger.error("could not queue %s: %s", task.name, type(exc).__name__)
 

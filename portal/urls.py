@@ -9,6 +9,9 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
+handler404 = "portal.api_errors.not_found"
+handler500 = "portal.outage.server_error"  # a database outage is a 503 (portal/outage.py)
+
 admin.site.site_header = "Secure data portal"
 admin.site.site_title = "Secure data portal"
 

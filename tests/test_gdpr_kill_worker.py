@@ -6,20 +6,13 @@ The workers are real ``celery worker`` processes on the test database and the te
 first one is told (test-only environment hook, read only when set) to pause after deleting the
 page views, and is SIGKILLed there."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from auditlog.models import LogEntry
-from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import connections
 
 from audit.choices import AuditAction
 from audit.models import AuditEvent
@@ -27,57 +20,23 @@ from compliance import erasure, requests
 from compliance.models import ConsentRecord, ErasedSubject, SubjectRequest
 from compliance.requests_choices import RequestStatus
 from datasets.models import Customer, Order, PageView
-from portal.celery import app
 from portal.security_context import scoped
+from tests import worker_process
 from tests.conftest import BOTH_DATABASES, Org
 from tests.gdpr_support import make_subject, wait_status
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases=BOTH_DATABASES), pytest.mark.worker]
-ROOT = Path(settings.BASE_DIR)
+VISIBILITY = 5
 
 
-def start_worker_process(log: Path, *, pause_after: str = "") -> subprocess.Popen:
-    """A real worker on the test database (the owner URL with the test database's name)."""
-    url = urlsplit(os.environ["DATABASE_URL"])
-    test_url = url._replace(path="/" + connections["owner"].settings_dict["NAME"]).geturl()
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_url,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        # A message of a killed worker comes back after this many seconds (default: an hour).
-        "CELERY_VISIBILITY_TIMEOUT_SECONDS": "5",
-    }
-    env.pop(erasure.PAUSE_ENV, None)
-    if pause_after:
-        env[erasure.PAUSE_ENV] = pause_after
-        env[erasure.PAUSE_SECONDS_ENV] = "300"
-    command = [
-        str(Path(sys.executable).parent / "celery"),
-        "-A",
-        "portal",
-        "worker",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--hostname",
-        f"gdpr-kill-{os.getpid()}-{time.monotonic_ns()}@localhost",
-    ]
-    with log.open("ab") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_for_step(request_id: int, step: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (cache.get(requests.progress_key(request_id)) or {}).get("step") == step:
-            return
-        assert process.poll() is None, "the worker exited early"
-        time.sleep(0.1)
-    raise AssertionError(f"the worker never reached step {step!r}")
+def wait_for_step(request_id: int, step: str, process, log: Path) -> None:
+    worker_process.wait_for(
+        lambda: (cache.get(requests.progress_key(request_id)) or {}).get("step") == step,
+        timeout=90,
+        what=f"the worker to reach step {step!r}",
+        alive=process,
+        log=log,
+    )
 
 
 def queue_erasure(org, subject) -> int:
@@ -117,29 +76,19 @@ def end_state(subject, request_id: int) -> dict:
     }
 
 
-def forget_pending_messages() -> None:
-    """Start from an empty queue: no message left by an earlier run may reach this database."""
-    app.control.purge()
-    with app.connection_for_write() as connection:
-        client = connection.default_channel.client
-        client.delete("unacked", "unacked_index")
-
-
 def test_killing_the_worker_mid_erasure_then_restarting_ends_like_an_uninterrupted_run(tmp_path):
-    forget_pending_messages()
+    worker_process.forget_pending_messages()
     org = Org(customers_per_team=1)
     killed, twin = make_subject(org, "K"), make_subject(org, "T")
     log = tmp_path / "workers.log"
 
-    first = start_worker_process(log, pause_after="page_views")
+    # A message of a killed worker comes back after VISIBILITY seconds (default: an hour).
+    first = worker_process.start(log, name="gdpr-kill", pause_after="page_views", visibility_timeout=VISIBILITY)
     try:
         killed_id = queue_erasure(org, killed)
-        wait_for_step(killed_id, "page_views", first)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        wait_for_step(killed_id, "page_views", first, log)
     finally:
-        if first.poll() is None:
-            first.kill()
+        worker_process.kill(first)
     # The killed transaction rolled back: nothing of the subject is half-erased.
     with scoped(system=True):
         assert Customer.objects.filter(pk__in=killed.ids).count() == 2
@@ -151,18 +100,11 @@ def test_killing_the_worker_mid_erasure_then_restarting_ends_like_an_uninterrupt
 
     # The restarted worker takes back, on start, messages unacknowledged for longer than the
     # visibility timeout (5 s here, an hour by default).
-    time.sleep(6)
-    second = start_worker_process(log)
-    try:
+    time.sleep(VISIBILITY + 1)
+    with worker_process.running(log, name="gdpr-kill", visibility_timeout=VISIBILITY):
         twin_id = queue_erasure(org, twin)  # the uninterrupted run, on the same worker
         wait_status(twin_id, {RequestStatus.COMPLETED, RequestStatus.ERROR}, timeout=90)
         wait_status(killed_id, {RequestStatus.COMPLETED, RequestStatus.ERROR}, timeout=90)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            second.kill()
 
     after_kill, uninterrupted = end_state(killed, killed_id), end_state(twin, twin_id)
     assert after_kill == uninterrupted, log.read_text()[-3000:]

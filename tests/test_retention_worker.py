@@ -3,18 +3,11 @@ killed with SIGKILL in the middle of archiving orders, restarted, and must end i
 state of an uninterrupted run of the same data: same rows left, same archive, same counts and
 the same digest of the ids handled."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
@@ -24,12 +17,13 @@ from compliance.governance_models import ArchivedOrder, RetentionPolicy, Retenti
 from compliance.governance_tasks import apply_retention
 from datasets.models import Order, PageView
 from portal.security_context import scoped
+from tests import worker_process
 from tests.conftest import BOTH_DATABASES
 from tests.factories import CustomerFactory, TeamFactory
+from tests.worker_process import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases=BOTH_DATABASES), pytest.mark.worker]
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 250
 PAGE_VIEWS, ORDERS = 600, 3000  # expired rows; a few fresh ones of each stay
 ARCHIVE_COLUMNS = ("id", "customer_id", "team_id", "amount", "currency", "status", "created_at")
@@ -97,35 +91,10 @@ def end_state() -> dict:
     }
 
 
-def start_worker(log: Path) -> subprocess.Popen:
-    url = urlsplit(os.environ["DATABASE_URL"])
-    test_url = url._replace(path="/" + connections["owner"].settings_dict["NAME"]).geturl()
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_url,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RETENTION_BATCH_SIZE": str(BATCH),
-        # The throttle between batches keeps the run going long enough to be killed mid-way.
-        "RETENTION_BATCH_PAUSE_MS": "250",
-    }
-    celery = Path(sys.executable).parent / "celery"
-    return subprocess.Popen(
-        [str(celery), "-A", "portal", "worker", "--pool", "solo", "--loglevel", "WARNING", "-n", "retention-kill@%h"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def start_worker(log: Path):
+    # The throttle between batches keeps the run going long enough to be killed mid-way.
+    env = {"RETENTION_BATCH_SIZE": str(BATCH), "RETENTION_BATCH_PAUSE_MS": "250"}
+    return worker_process.start(log, name="retention-kill", env=env)
 
 
 def orders_run():
@@ -138,15 +107,6 @@ def advisory_locks_held() -> int:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s", [retention.LOCK_CLASS]
         )
         return cursor.fetchone()[0]
-
-
-def forget_orphaned_message() -> None:
-    """The killed worker's message is unacknowledged; Redis would deliver it again after the
-    visibility timeout (to some later test's worker).  Drop it: the run it carried is finished."""
-    import redis
-
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("unacked", "unacked_index")
 
 
 def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, settings):
@@ -163,14 +123,17 @@ def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, se
     try:
         apply_retention.apply_async()
         # Page views finish first; kill while orders are being archived.
-        run = wait_for(lambda: (r := orders_run()) and r.batches >= 3 and r, 120, "orders being archived")
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
+        run = wait_for(
+            lambda: (r := orders_run()) and r.batches >= 3 and r,
+            timeout=120,
+            what="orders being archived",
+            alive=worker,
+            log=log,
+        )
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        worker_process.kill(worker)
     # PostgreSQL ends the dead worker's session: its transaction rolls back, its lock goes.
-    wait_for(lambda: advisory_locks_held() == 0, 30, "the killed worker's session to end")
+    wait_for(lambda: advisory_locks_held() == 0, timeout=30, what="the killed worker's session to end")
     run = orders_run()
     assert run.status == RunStatus.RUNNING and 0 < run.rows_archived < ORDERS
     # The crash point is consistent: every order is either live or archived, never both or neither.
@@ -191,16 +154,16 @@ def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, se
                 .distinct()
                 .count()
             ),
-            120,
-            "the resumed run to complete",
+            timeout=120,
+            what="the resumed run to complete",
+            alive=worker,
+            log=log,
         )
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        forget_orphaned_message()
+        worker_process.stop(worker)
+        # The killed worker's message is unacknowledged; Redis would deliver it again after the
+        # visibility timeout (to some later test's worker).  Drop it: the run it carried is finished.
+        worker_process.forget_pending_messages()
     resumed = RetentionRun.objects.using("owner").get(pk=run.pk)
     assert resumed.status == RunStatus.COMPLETED and resumed.resumed == 1
     interrupted = end_state()
