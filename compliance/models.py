@@ -22,6 +22,7 @@ from compliance.requests_choices import (
     RequestKind,
     RequestStatus,
 )
+from datasets import blind_index
 from portal.field_crypto import EncryptedCharField, EncryptedEmailField
 
 
@@ -96,6 +97,14 @@ class SubjectRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    # ``rotate_keys`` recomputes these under a new BLIND_INDEX_KEY (as for ``Customer``).
+    BLIND_INDEX_FIELDS = ("email_index", "phone_index")
+
+    def refresh_blind_indexes(self) -> None:
+        """The look-up indexes of the subject's email and phone (empty once erased: no values)."""
+        self.email_index = blind_index.email_index(self.subject_email)
+        self.phone_index = blind_index.phone_index(self.subject_phone)
 
 
 class ConsentRecord(models.Model):

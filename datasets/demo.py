@@ -14,6 +14,7 @@ from accounts.models import Department, Team, User
 from accounts.policy import Duty, Role
 from datasets.choices import Device, OrderStatus
 from datasets.models import Customer, Order, PageView
+from portal import bulk_rows
 from portal.security_context import scoped
 
 DEPARTMENTS = {"Sales": ["North", "South", "West"], "Marketing": ["Brand", "Growth", "Events"]}
@@ -91,13 +92,25 @@ def seed_customers(total: int, seed: int = 20250119) -> int:
                 card_last4=f"{rng.randrange(10000):04d}",
                 card_token=f"tok_{rng.getrandbits(64):016x}",
             )
-            customer.refresh_blind_indexes()
             batch.append(customer)
         with scoped(system=True):
-            Customer.objects.bulk_create(batch)
+            insert_customers(batch)
             seed_activity(batch, rng)
         added += size
     return added
+
+
+def insert_customers(customers: list[Customer]) -> list[Customer]:
+    """Insert unsaved customers fast; call it under ``scoped(system=True)``.  The blind indexes and
+    the ciphertext are computed here (each value through its field: encrypted under the current
+    key and bound to its column, as ``save()`` does), then the rows go in as one statement
+    (``portal.bulk_rows``), about twice as fast as ``bulk_create``.  Sets the primary keys.
+
+    Shared by the demo seeder, the benchmarks (through ``seed_customers``) and the tests that need
+    a large table (key rotation at 100,000 rows)."""
+    for customer in customers:
+        customer.refresh_blind_indexes()
+    return bulk_rows.insert(Customer, customers)
 
 
 PAGES = ["/", "/pricing", "/product", "/blog", "/signup", "/checkout", "/support"]

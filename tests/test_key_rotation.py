@@ -1,7 +1,13 @@
 """Key rotation: old keys keep decrypting and finding rows while rotate_keys re-encrypts in batches."""
 
+import threading
+import time
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from datasets import key_rotation
@@ -103,3 +109,99 @@ def test_command_rejects_bad_batch_size():
 
     with pytest.raises(CommandError, match="--batch"):
         call_command("rotate_keys", batch=0)
+
+
+def test_subject_requests_are_re_encrypted_and_re_indexed(rotated_settings, settings):
+    from compliance.models import SubjectRequest
+    from datasets import blind_index
+
+    with scoped(system=True):
+        request = SubjectRequest(
+            kind="access",
+            channel="email",
+            subject_email="Subject@Example.test",
+            subject_phone="+1 555 0100",
+            details="my data, please",
+            due_at=timezone.now() + timedelta(days=30),
+            email_index=blind_index.email_index("Subject@Example.test"),
+            phone_index=blind_index.phone_index("+1 555 0100"),
+        )
+        request.save()
+    rotated_settings()
+    run = key_rotation.rotate(batch=10)
+    assert run.rows["compliance.SubjectRequest"] == 1
+    settings.CRYPTOGRAPHY_OLD_KEYS = []
+    settings.BLIND_INDEX_OLD_KEYS = []
+    with scoped(system=True):
+        found = SubjectRequest.objects.get(email_index__in=blind_index.email_candidates("subject@example.test"))
+        assert SubjectRequest.objects.filter(phone_index__in=blind_index.phone_candidates("15550100")).get() == found
+    assert (found.pk, found.subject_email, found.details) == (request.pk, "Subject@Example.test", "my data, please")
+
+
+def test_every_blind_index_beside_an_encrypted_field_is_recomputed_by_the_rotation():
+    """A model that keeps HMAC look-up columns next to its encrypted fields must tell rotate_keys
+    how to recompute them (``BLIND_INDEX_FIELDS`` + ``refresh_blind_indexes``), or a rotation
+    would leave them under the old key and the search would break once that key is dropped."""
+    from compliance import processing_register
+    from compliance.record_of_processing import declaration_for
+
+    checked = []
+    for model, _ in key_rotation.encrypted_models():
+        declaration = declaration_for(model)
+        declared = declaration.fields.items() if declaration else ()
+        hmac_columns = {
+            name
+            for name, entry in declared
+            if isinstance(entry, processing_register.Personal) and entry.clear_reason == processing_register._HMAC
+        }
+        assert set(getattr(model, "BLIND_INDEX_FIELDS", ())) == hmac_columns, model._meta.label
+        assert not hmac_columns or callable(getattr(model, "refresh_blind_indexes", None)), model._meta.label
+        checked.append(model._meta.label)
+    assert {"datasets.Customer", "compliance.SubjectRequest"} <= set(checked)
+
+
+def test_two_rotations_started_together_share_one_run(rotated_settings):
+    team = TeamFactory()
+    CustomerFactory.create_batch(30, team=team)
+    before = read_all()
+    rotated_settings()
+    start = threading.Barrier(2)
+    runs, errors = [], []
+
+    def rotate_in_thread():
+        try:
+            start.wait(timeout=10)
+            # Slow batches, so that the two runs overlap.
+            runs.append(key_rotation.rotate(batch=5, progress=lambda label, rows: time.sleep(0.05)).pk)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=rotate_in_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(runs) == 2 and len(set(runs)) == 1
+    run = KeyRotation.objects.get()
+    # Every row counted once: the batches were shared, not done twice.
+    assert run.finished_at is not None and run.rows == {"datasets.Customer": 30}
+    assert AuditEvent.objects.filter(action="KEY_ROTATED").count() == 1
+    assert key_rotation.keys_in_use()["datasets.Customer"] == {field_crypto.current_key_id().hex(): 30}
+    assert read_all() == before
+
+
+def test_a_file_written_before_the_key_change_still_opens(rotated_settings, settings):
+    from cryptography.fernet import InvalidToken
+
+    from portal import file_crypto
+
+    token = file_crypto.encrypt_bytes(b"export body")
+    rotated_settings()
+    assert file_crypto.decrypt_bytes(token) == b"export body"
+    assert file_crypto.decrypt_bytes(file_crypto.encrypt_bytes(b"new")) == b"new"
+    settings.CRYPTOGRAPHY_OLD_KEYS = []
+    with pytest.raises(InvalidToken):
+        file_crypto.decrypt_bytes(token)
