@@ -142,6 +142,10 @@ class ReadOnlyAuditAdmin(admin.ModelAdmin):
     def may_read(self, request) -> bool:
         return policy.may_read_change_history(request.user)
 
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # An event outside the reader's part of the trail and a missing one look the same: 404.
+        raise Http404
+
     def has_module_permission(self, request):
         return self.may_read(request)
 
@@ -225,7 +229,7 @@ class AuditEventAdmin(ReadOnlyAuditAdmin):
         """Everyone who touched one customer, and the customer's change history."""
         self._guard(request)
         raw = request.GET.get("customer", "").strip()
-        if raw and not (raw.isdigit() and len(raw) <= 18):
+        if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             return HttpResponseBadRequest("customer must be an id")
         events = list(selectors.customer_touches(request.user, int(raw))[:COUNT_CAP]) if raw else []
         changes = list(selectors.customer_changes(request.user, int(raw))[:COUNT_CAP]) if raw else []
@@ -367,7 +371,7 @@ class _LogEntryActorFilter(ActorFilter):
         term = (self.value() or "").strip()
         if not term:
             return queryset
-        if term.isdigit():
+        if term.isascii() and term.isdigit() and len(term) <= 18:
             return queryset.filter(actor_id=int(term))
         return queryset.filter(actor_email=term.lower())
 
@@ -635,7 +639,7 @@ class IncidentAdmin(admin.ModelAdmin):
         try:
             if action in (ContainmentAction.DISABLE_ACCOUNT, ContainmentAction.REVOKE_SESSIONS):
                 raw = request.POST.get("user_id", "").strip()
-                if not (raw.isdigit() and len(raw) <= 18):
+                if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
                     return HttpResponseBadRequest("user_id must be an id")
                 user = get_object_or_404(User, pk=int(raw))
                 if action == ContainmentAction.DISABLE_ACCOUNT:

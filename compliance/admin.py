@@ -9,6 +9,7 @@ under the system scope, explicitly, and record the read.
 
 import hashlib
 
+from cryptography.fernet import InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -361,7 +362,10 @@ class SubjectRequestAdmin(admin.ModelAdmin):
         token = request.GET.get("token", "")
         if package is None or obj.subject_hash or not subject_export.check_download_token(package, request.user, token):
             raise Http404
-        content = subject_export.read_package(package)
+        try:
+            content = subject_export.read_package(package)
+        except (OSError, InvalidToken):
+            raise Http404 from None  # the file is gone or is not one this portal wrote
         if hashlib.sha256(content).hexdigest() != package.sha256:
             raise Http404  # not the file that was reviewed
         subject_export.record_download(package, request.user)

@@ -8,10 +8,12 @@ missing from ``accounts.policy.ADMIN_SITE_MODELS`` is shown to nobody, superuser
 """
 
 import sys
+from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import BadRequest
 
 from accounts import policy, selectors
 from portal.admin_policy import PolicyTableAdminMixin
@@ -33,6 +35,19 @@ class PortalAdminSite(admin.AdminSite):
         if not super().has_permission(request):
             return False
         return not policy.requires_mfa(user) or selectors.session_is_verified(user)
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin page refuses a NUL character in its query string (400): list filters and
+        the search box would hand it to PostgreSQL, whose text type rejects it (a 500)."""
+        guarded = super().admin_view(view, cacheable)
+
+        @wraps(guarded)
+        def refuse_nul(request, *args, **kwargs):
+            if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+                raise BadRequest("The query string holds a NUL character.")
+            return guarded(request, *args, **kwargs)
+
+        return refuse_nul
 
     def get_app_list(self, request, app_label=None):
         # The login page lists no models: nothing is asked of model admins for a visitor.
