@@ -24,6 +24,7 @@ from accounts.models import AccessReview, AccessReviewLine, ApiTokenInfo, Depart
 from accounts.policy import Duty, Role
 from audit.choices import AuditAction
 from audit.services import record
+from portal.ids import parse_id
 
 ROLE_CHOICES = [r.value for r in Role] + [d.value for d in Duty]
 
@@ -408,18 +409,19 @@ def _revoke_role_or_duty(line: AccessReviewLine, actor: User) -> None:
 def _revoke_object_permission(line: AccessReviewLine, actor: User) -> None:
     from guardian.models import UserObjectPermission
 
-    pk = line.grant_ref.removeprefix("uop:")
-    if pk.isdigit():
-        UserObjectPermission.objects.filter(pk=int(pk), user_id=line.subject_id).delete()
+    pk = parse_id(line.grant_ref.removeprefix("uop:"))
+    if pk is not None:
+        UserObjectPermission.objects.filter(pk=pk, user_id=line.subject_id).delete()
 
 
 def _revoke_temporary_grant(line: AccessReviewLine, actor: User) -> None:
     from django.apps import apps
 
-    label, _, pk = line.grant_ref.rpartition(":")
+    label, _, raw = line.grant_ref.rpartition(":")
     model = apps.get_model(label)
-    if pk.isdigit():
-        model.objects.filter(pk=int(pk), requester_id=line.subject_id, status="approved").update(
+    pk = parse_id(raw)
+    if pk is not None:
+        model.objects.filter(pk=pk, requester_id=line.subject_id, status="approved").update(
             status="revoked", decided_by=actor, decided_at=timezone.now()
         )
 

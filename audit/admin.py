@@ -38,6 +38,7 @@ from audit.models import (
     IncidentStage,
     SecurityAlert,
 )
+from portal.ids import parse_id
 
 COUNT_CAP = 10_000
 EXPORT_BATCH = 2000
@@ -229,10 +230,11 @@ class AuditEventAdmin(ReadOnlyAuditAdmin):
         """Everyone who touched one customer, and the customer's change history."""
         self._guard(request)
         raw = request.GET.get("customer", "").strip()
-        if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        customer_id = parse_id(raw)
+        if raw and customer_id is None:
             return HttpResponseBadRequest("customer must be an id")
-        events = list(selectors.customer_touches(request.user, int(raw))[:COUNT_CAP]) if raw else []
-        changes = list(selectors.customer_changes(request.user, int(raw))[:COUNT_CAP]) if raw else []
+        events = list(selectors.customer_touches(request.user, customer_id)[:COUNT_CAP]) if raw else []
+        changes = list(selectors.customer_changes(request.user, customer_id)[:COUNT_CAP]) if raw else []
         if raw:
             audit.record(
                 AuditAction.SEARCH,
@@ -371,8 +373,9 @@ class _LogEntryActorFilter(ActorFilter):
         term = (self.value() or "").strip()
         if not term:
             return queryset
-        if term.isascii() and term.isdigit() and len(term) <= 18:
-            return queryset.filter(actor_id=int(term))
+        actor_id = parse_id(term)
+        if actor_id is not None:
+            return queryset.filter(actor_id=actor_id)
         return queryset.filter(actor_email=term.lower())
 
 
@@ -615,7 +618,8 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
-        incident = Incident.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        incident_id = parse_id(object_id)
+        incident = Incident.objects.filter(pk=incident_id).first() if incident_id is not None else None
         if incident is not None and self._may(request, policy.IncidentRight.MANAGE):
             from accounts.models import User
 
@@ -638,10 +642,10 @@ class IncidentAdmin(admin.ModelAdmin):
         back = redirect("admin:audit_incident_change", incident.pk)
         try:
             if action in (ContainmentAction.DISABLE_ACCOUNT, ContainmentAction.REVOKE_SESSIONS):
-                raw = request.POST.get("user_id", "").strip()
-                if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+                user_id = parse_id(request.POST.get("user_id", "").strip())
+                if user_id is None:
                     return HttpResponseBadRequest("user_id must be an id")
-                user = get_object_or_404(User, pk=int(raw))
+                user = get_object_or_404(User, pk=user_id)
                 if action == ContainmentAction.DISABLE_ACCOUNT:
                     incidents.disable_account(incident, user, actor=request.user)
                     messages.success(request, f"Account #{user.pk} disabled; its sessions and tokens ended.")

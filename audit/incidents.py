@@ -25,6 +25,7 @@ from audit.alerts import Rule, raise_alert
 from audit.choices import INCIDENT_STAGE_ORDER, AlertSeverity, AuditAction, ContainmentAction
 from audit.models import AuditEvent, BlockedIP, EvidenceSnapshot, Incident, IncidentStage, SecurityAlert
 from portal import file_crypto
+from portal.ids import parse_id
 
 logger = logging.getLogger("audit.incidents")
 
@@ -290,8 +291,8 @@ def alert_subjects(incident: Incident) -> tuple[list[int], list[str]]:
     actor_ids, ips = set(), set()
     for subject in incident.alerts.values_list("subject", flat=True):
         kind, _, value = subject.partition(":")
-        if kind == "user" and value.isdigit():
-            actor_ids.add(int(value))
+        if kind == "user" and (actor_id := parse_id(value)) is not None:
+            actor_ids.add(actor_id)
         elif kind == "ip":
             try:
                 ips.add(ipaddress.ip_address(value).compressed)

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from accounts import policy
 from audit.choices import GDPR_ACTIONS
 from audit.models import AuditEvent
+from portal.ids import parse_id
 
 
 def visible_events(user) -> QuerySet:
@@ -23,8 +24,9 @@ def visible_events(user) -> QuerySet:
 def by_actor(events: QuerySet, term: str) -> QuerySet:
     """Exact actor: an id, or an email as it was at the time (the (actor_*, timestamp) indexes)."""
     term = (term or "").strip()
-    if term.isdigit() and len(term) <= 18:
-        return events.filter(actor_id=int(term))
+    actor_id = parse_id(term)
+    if actor_id is not None:
+        return events.filter(actor_id=actor_id)
     if "@" in term:
         return events.filter(actor_email=term.lower())
     return events.none()

@@ -18,6 +18,7 @@ from audit.choices import AuditAction
 from datasets import report_definitions, selectors
 from datasets.choices import GrantKind, GrantStatus
 from datasets.models import AccessGrant, Customer, Report
+from portal.ids import parse_id
 
 REPORT_WRITABLE = {"title", "description", "definition", "team"}
 REVEALABLE_FIELDS = ("name", "email", "phone")
@@ -31,7 +32,8 @@ def refuse_unwritable_fields(data: dict, writable: set[str]) -> None:
 
 
 def _team_in_edit_scope(user, team_id) -> Team:
-    team = Team.objects.filter(pk=team_id).first() if str(team_id or "").isdigit() else None
+    pk = parse_id(team_id)
+    team = Team.objects.filter(pk=pk).first() if pk is not None else None
     writable = policy.writable_team_ids(user)
     if team is None or (writable is not None and team.pk not in writable):
         raise ValidationError({"team": ["Choose a team within your scope."]})

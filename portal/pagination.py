@@ -3,6 +3,8 @@
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from portal.ids import parse_id
+
 
 class StrictPageNumberPagination(PageNumberPagination):
     page_size = 50
@@ -13,8 +15,19 @@ class StrictPageNumberPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        size = parse_id(raw)
+        if size is None or not 1 <= size <= self.max_page_size:
             raise ValidationError(
                 {self.page_size_query_param: [f"Enter a whole number from 1 to {self.max_page_size}."]}
             )
-        return int(raw)
+        return size
+
+    def get_schema_operation_parameters(self, view):
+        """Document the bounds enforced above (and that pages count from 1)."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
