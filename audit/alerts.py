@@ -282,10 +282,11 @@ def tracker_key(actor_id) -> str:
     return f"portal:alert-distinct:{settings.DATABASES['default']['NAME']}:{actor_id}"
 
 
-def _distinct_customers_tracked(event: AuditEvent, window: timedelta) -> int | None:
-    """Distinct customers the actor read within the window, kept in a Redis sorted set
-    (customer id -> last read time): constant cost per read, where counting over the audit
-    table grows with every event in the window.  None when Redis cannot be reached."""
+def _distinct_customers_tracked(event: AuditEvent, window: timedelta) -> tuple[int, int] | None:
+    """(distinct customers the actor read within the window, how many of them this event added),
+    kept in a Redis sorted set (customer id -> last read time): constant cost per read, where
+    counting over the audit table grows with every event in the window.  None when Redis cannot
+    be reached."""
     import redis
 
     now = time.time()
@@ -296,10 +297,21 @@ def _distinct_customers_tracked(event: AuditEvent, window: timedelta) -> int | N
         pipe.zremrangebyscore(key, 0, now - window.total_seconds())
         pipe.zcard(key)
         pipe.expire(key, int(window.total_seconds()) + 60)
-        return pipe.execute()[2]
+        added, _, read, _ = pipe.execute()
+        return read, added
     except redis.RedisError as exc:
         logger.warning("distinct-customer tracker unavailable: %s", type(exc).__name__)
         return None
+
+
+def crossed_a_multiple(read: int, added: int, threshold: int) -> bool:
+    """Whether this read took the count past the threshold or past a further multiple of it.
+
+    Once someone is over the threshold every further read would otherwise bump the open alert
+    (a locked transaction and a history row per request); the alert's count now says how many
+    multiples of the threshold were passed."""
+    before = read - added
+    return read > threshold and (before <= threshold or before // threshold != read // threshold)
 
 
 def _distinct_customers(event: AuditEvent, limits: Thresholds):
@@ -307,11 +319,15 @@ def _distinct_customers(event: AuditEvent, limits: Thresholds):
         return []
     if not event.object_ids:
         return []
-    read = _distinct_customers_tracked(event, limits.distinct_customers_window)
-    if read is None:  # Redis unavailable: count from the audit table instead (slower, exact)
+    tracked = _distinct_customers_tracked(event, limits.distinct_customers_window)
+    if tracked is None:  # Redis unavailable: count from the audit table instead (slower, exact)
         read = distinct_customers_read(event.actor_id, _since(limits.distinct_customers_window))
-    if read <= limits.distinct_customers:
-        return []
+        if read <= limits.distinct_customers:
+            return []
+    else:
+        read, added = tracked
+        if not crossed_a_multiple(read, added, limits.distinct_customers):
+            return []
     return [
         raise_alert(
             Rule.DISTINCT_CUSTOMERS,

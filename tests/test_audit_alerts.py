@@ -98,6 +98,29 @@ def test_reading_more_distinct_customers_than_the_threshold_fires(settings):
     assert alert.detail["distinct_customers"] == 6
 
 
+def test_distinct_customer_alert_counts_multiples_of_the_threshold_not_every_read(settings):
+    settings.ALERT_DISTINCT_CUSTOMERS = 5
+    user = make_user("Analyst")
+    services.record(AuditAction.VIEW, actor=user, resource="customer", object_ids=range(1, 7), rows=6)
+    [alert] = alerts_for(Rule.DISTINCT_CUSTOMERS)
+    assert alert.count == 1
+    for ids in ([1, 2], [7], [8, 9], [1, 9]):  # 9 distinct: still below twice the threshold
+        services.record(AuditAction.VIEW, actor=user, resource="customer", object_ids=ids, rows=len(ids))
+    alert.refresh_from_db()
+    assert alert.count == 1  # no locked update and history row per read once over the threshold
+    services.record(AuditAction.VIEW, actor=user, resource="customer", object_ids=[10, 11], rows=2)
+    alert.refresh_from_db()
+    assert (alert.count, alert.detail["distinct_customers"]) == (2, 11)
+
+
+@pytest.mark.parametrize(
+    ("read", "added", "crossed"),
+    [(5, 5, False), (6, 1, True), (6, 6, True), (7, 1, False), (9, 2, False), (10, 1, True), (12, 4, True)],
+)
+def test_crossing_rule(read, added, crossed):
+    assert alerts.crossed_a_multiple(read, added, 5) is crossed
+
+
 def test_access_outside_configured_hours_fires(settings):
     user = make_user("Analyst")
     hour = datetime.now(UTC).hour
