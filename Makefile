@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := $(BIN)/python scripts/services.py --
 
-.PHONY: run test lint secrets format install install-dev browser migrate manage bench bench-dashboard clean audit sbom tools lock load
+.PHONY: run test lint secrets format install install-dev browser migrate manage bench bench-dashboard clean audit sbom tools lock load fuzz
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -60,6 +60,12 @@ bench: install-dev
 
 bench-dashboard: install-dev
 	$(SERVICES) $(BIN)/python bench/dashboard_rls.py $(BENCH_ARGS)
+
+# The deeper schemathesis run: every operation with every role's token, FUZZ_EXAMPLES cases each
+# (make test runs the same file with 5).
+FUZZ_EXAMPLES ?= 100
+fuzz: install-dev
+	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(SERVICES) $(BIN)/python -m pytest tests/test_api_fuzz.py $(PYTEST_ARGS)
 
 # 50 concurrent API clients for 60 s against gunicorn on the demo data, then the unsecured
 # baseline; exits 1 on any error.  `make load BENCH_ARGS="--seconds 20 --clients 10"` to shorten.

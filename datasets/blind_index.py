@@ -6,6 +6,7 @@ The ciphertext of an encrypted field is randomised, so equality search goes thro
 import hashlib
 import hmac
 import re
+import unicodedata
 
 from django.conf import settings
 
@@ -13,12 +14,15 @@ _NON_DIGITS = re.compile(r"\D+")
 
 
 def normalize_email(value: str) -> str:
-    return (value or "").strip().lower()
+    """One spelling per address: Unicode NFKC (composed accents, no fullwidth or ligature forms),
+    no surrounding space, lower case."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value or "").strip().lower())
 
 
 def normalize_phone(value: str) -> str:
-    """Digits only, so '+1 (555) 123-4567' and '15551234567' match."""
-    return _NON_DIGITS.sub("", value or "")
+    """ASCII digits only, so '+1 (555) 123-4567', '15551234567' and the same number typed in
+    fullwidth or Arabic-Indic digits match."""
+    return "".join(str(unicodedata.decimal(ch)) for ch in _NON_DIGITS.sub("", value or ""))
 
 
 def _hmac(normalized: str, key: str | None = None) -> str:

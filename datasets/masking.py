@@ -12,7 +12,8 @@ def mask_email(value: str) -> str:
     """``sarah@gmail.com`` -> ``sar***@gmail.com``; the local part never shows more than 3 characters."""
     if not value:
         return ""
-    local, sep, domain = value.partition("@")
+    # The domain follows the last "@": a quoted local part may hold "@" itself ("a@b"@x.org).
+    local, sep, domain = value.rpartition("@")
     if not sep:
         return "***"
     keep = min(3, max(len(local) - 1, 0))

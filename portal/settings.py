@@ -187,7 +187,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "portal.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -258,10 +258,13 @@ PORTAL_EXPORT_DIR = env.str("PORTAL_EXPORT_DIR", default=str(BASE_DIR / "var" / 
 EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=3600)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Redis as an aid only: while it is down, reads miss and writes are dropped (portal/cache.py),
+        # and a Redis that does not answer costs a request at most a second, never a hang.
+        "BACKEND": "portal.cache.TolerantRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "portal",
         "TIMEOUT": 3600,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
 }
 # Periodic work (django-celery-beat loads these into its admin-editable schedule at start).

@@ -13,7 +13,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from knox.settings import knox_settings
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -25,6 +25,7 @@ from accounts import lockout, policy, selectors, services
 from accounts.permissions import MfaSatisfied
 from audit import services as audit
 from audit.choices import AuditAction
+from portal.api_schema import ErrorSerializer
 from portal.middleware import client_ip
 
 GENERIC_REFUSAL = {"non_field_errors": ["Unable to log in with the credentials given."]}
@@ -53,7 +54,9 @@ class TokenView(APIView):
         responses={
             200: inline_serializer(
                 "TokenResponse", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}
-            )
+            ),
+            403: OpenApiResponse(ErrorSerializer, description="The user holds the most live tokens allowed."),
+            429: OpenApiResponse(ErrorSerializer, description="Locked out after too many failed attempts."),
         },
     )
     def post(self, request):

@@ -40,6 +40,8 @@ class PrivacyRequestCreateSerializer(serializers.Serializer):
 
 class PrivacyRequestSerializer(serializers.ModelSerializer):
     type = serializers.CharField(source="kind", read_only=True)
+    # Blank unless the request is an objection; a generated read-only field would drop the blank.
+    purpose = serializers.ChoiceField(choices=ConsentPurpose.choices, allow_blank=True, read_only=True)
     subject = serializers.SerializerMethodField()
     extended = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()

@@ -1,5 +1,6 @@
 """Order and page-view lists: read-only, through restrict(), with a validated date range."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
@@ -9,7 +10,7 @@ from datasets.api.permissions import PolicyAllows
 from datasets.api.serializers import DateRangeSerializer, OrderSerializer, PageViewSerializer
 from datasets.models import Order, PageView
 
-_DATE_PARAMS = [OpenApiParameter("date_from", str), OpenApiParameter("date_to", str)]
+_DATE_PARAMS = [OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE)]
 
 
 class _ScopedListViewSet(viewsets.ReadOnlyModelViewSet):

@@ -1,5 +1,6 @@
 """Customer API: list (paginated, masked, exact email search) and detail, through restrict()."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
@@ -13,7 +14,9 @@ from datasets.models import Customer
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[OpenApiParameter("email", str, description="exact match via the blind index")]),
+    list=extend_schema(
+        parameters=[OpenApiParameter("email", OpenApiTypes.EMAIL, description="exact match via the blind index")]
+    ),
 )
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CustomerSerializer
