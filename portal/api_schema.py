@@ -1,7 +1,7 @@
 """The OpenAPI schema documents the error answers each operation can give, not only its success.
 
 drf-spectacular documents the 2xx answer of an operation; a client (and the schemathesis run in
-``tests/test_api_fuzz.py``) also meets 400, 401, 403, 404 and 415.  ``PortalAutoSchema`` adds them
+``tests/test_api_fuzz.py``) also meets 400, 401, 403, 404, 415 and 503.  ``PortalAutoSchema`` adds them
 where they can happen, with the body DRF sends (``portal.api_errors``):
 
 * 400 (validation: field name to messages) where the operation takes a body or query parameters;
@@ -9,7 +9,9 @@ where they can happen, with the body DRF sends (``portal.api_errors``):
 * 404 where the path names an object (out of scope is 404 too; under /api/ a malformed id is a
   JSON 404 as well, ``portal.api_errors.not_found``), on paginated lists (a page past the end)
   and where ``?format=`` picks a renderer (an unknown one);
-* 415 where the operation takes a body (sent without a content type, or in one it does not read).
+* 415 where the operation takes a body (sent without a content type, or in one it does not read);
+* 503 everywhere: the database is restarting or unreachable (``portal.outage``), or, for
+  operations that start work, the task queue is down (``portal.task_queue``); with Retry-After.
 
 Codes an operation documents itself (``extend_schema``) are kept as they are.
 """
@@ -37,6 +39,7 @@ _DESCRIPTIONS = {
     "403": "The policy, a missing second factor or CSRF refuses the request.",
     "404": "No such object within the caller's scope (or no such page).",
     "415": "The body's media type is missing or is not one the operation reads.",
+    "503": "The database or the task queue is unavailable; nothing was changed. Try again later.",
 }
 
 
@@ -58,6 +61,7 @@ class PortalAutoSchema(AutoSchema):
             codes.append("404")
         if operation.get("requestBody"):
             codes.append("415")
+        codes.append("503")
         for code in codes:
             responses.setdefault(code, self._error_response(code))
         operation["responses"] = dict(sorted(responses.items()))

@@ -142,3 +142,12 @@ def test_docs_assets_are_served_by_the_portal(settings):
 
 def test_docs_page_is_not_cached():
     assert APIClient().get(DOCS)["Cache-Control"] == "no-store"
+
+
+def test_every_operation_documents_the_outage_answer():
+    """A database restart or a queue outage answers 503 (portal/outage.py): clients can see it coming."""
+    paths = schema_of(APIClient().get(SCHEMA))["paths"]
+    operations = [(path, method, op) for path, item in paths.items() for method, op in item.items()]
+    assert len(operations) > 20
+    missing = [f"{method.upper()} {path}" for path, method, op in operations if "503" not in op["responses"]]
+    assert missing == []
