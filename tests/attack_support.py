@@ -393,7 +393,7 @@ FILLERS = {
     "number": "1",
     "text": "A legitimate reason for this request",
     "textarea": "A legitimate reason for this request",
-    "password": "not-the-password",
+    "password": "not-the-password",  # pragma: allowlist secret
 }
 
 

@@ -310,7 +310,7 @@ def test_unrouted_api_url_is_a_json_404_and_other_pages_keep_html(served_schema,
 
 def test_token_lockout_answers_as_documented(served_schema, world):
     """Rarely met by generated cases (one address failing five times): the lockout's 429."""
-    body = {"email": world.org.analyst.email, "password": "not-the-password"}
+    body = {"email": world.org.analyst.email, "password": "not-the-password"}  # pragma: allowlist secret
     answers = [
         _sent(served_schema, world, "analyst", "POST /api/v1/auth/token/", body=body, media_type="application/json")
         for _ in range(6)

@@ -170,6 +170,7 @@ def test_forged_admin_posts_change_nothing(org):
         ),
         (
             f"/admin/accounts/user/{org.analyst.pk}/password/",
+            # pragma: allowlist nextline secret
             {"password1": "an-attacker-chosen-pass-1", "password2": "an-attacker-chosen-pass-1"},
         ),
         (
