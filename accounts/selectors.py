@@ -30,7 +30,14 @@ def role_of(user) -> Role | None:
 
 
 def has_duty(user, duty: Duty) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and user.groups.filter(name=duty.value).exists()
+    """Whether the user holds the duty; the user's group names are read once per user object (a
+    DPO's admin page asks dozens of times), and dropped with the cached role when groups change."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    groups = user.__dict__.get("_portal_groups")
+    if groups is None:
+        groups = user.__dict__["_portal_groups"] = frozenset(user.groups.values_list("name", flat=True))
+    return duty.value in groups
 
 
 def _member_teams(user):

@@ -98,7 +98,7 @@ def set_role(user: User, grant: Role | Duty, *, actor=None) -> None:
         user.is_staff = True  # the DPO's workspace is in the admin site
     if not user.groups.filter(pk=group.pk).exists():
         user.groups.add(group)
-    _forget_cached_access(user)
+    forget_cached_access(user)
     user.save(update_fields=["is_staff"])
 
 
@@ -107,18 +107,20 @@ def remove_grant(user: User, grant: Role | Duty, *, actor=None) -> None:
     user._portal_actor = actor
     user.groups.remove(*Group.objects.filter(name=grant.value))
     if isinstance(grant, Role) or policy.is_staff_duty(grant):
-        _forget_cached_access(user)
+        forget_cached_access(user)
         user.is_staff = policy.is_staff_role(selectors.role_of(user)) or _holds_staff_duty(user)
         user.save(update_fields=["is_staff"])
-    _forget_cached_access(user)
+    forget_cached_access(user)
 
 
 def _holds_staff_duty(user: User) -> bool:
     return user.groups.filter(name__in=[d.value for d in policy.STAFF_DUTIES]).exists()
 
 
-def _forget_cached_access(user: User) -> None:
+def forget_cached_access(user: User) -> None:
+    """Drop what this user object remembers of its role, groups and scopes (after a change)."""
     user._portal_role = False  # drop the cached role and scopes
+    user.__dict__.pop("_portal_groups", None)
     user.__dict__.pop("_portal_access", None)
     user.__dict__.pop("_portal_privacy_rights", None)
 

@@ -98,8 +98,7 @@ def _groups_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
     verb = "granted" if action == "post_add" else "removed"
     for user in users:
         actor = _actor(user) if not reverse else _actor(instance)
-        user._portal_role = False  # drop the cached role and scopes
-        user.__dict__.pop("_portal_access", None)
+        services.forget_cached_access(user)
         sessions, tokens = services.end_sessions_and_tokens(user, actor=actor, reason=f"role {verb}")
         record(
             AuditAction.ROLE_CHANGED,
