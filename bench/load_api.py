@@ -3,7 +3,7 @@
 What runs:
 
 - the database ``<DATABASE_URL name>_load`` (``--db-suffix``), migrated and seeded by the demo
-  seed that ``make run`` uses (``manage.py seed_demo``; reruns reuse the rows);
+  seed that ``make run`` uses (``manage.py seed_demo``; reruns reuse the rows while the keys stay the same);
 - the portal as production serves it: ``gunicorn portal.wsgi:application -c
   portal/gunicorn_conf.py`` (HTTPS, TLS 1.3, the workers and threads the conf picks), in its
   own process group, with the bench-only settings ``bench.load_settings`` that also route the
