@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # compliance/scan_report.py is plain Python, shared with record_scan
+
+from compliance import scan_report  # noqa: E402
+
 REPORT = ROOT / "var" / "pip-audit.json"
 
 
@@ -35,21 +39,20 @@ def main() -> int:
 
 
 def verdict(document: dict) -> tuple[int, list[str]]:
-    """(exit status, lines to print) for one pip-audit JSON report."""
-    dependencies = document.get("dependencies", [])
-    skipped = [d for d in dependencies if d.get("skip_reason")]
-    audited = len(dependencies) - len(skipped)
-    findings = [(d["name"], d["version"], v.get("id")) for d in dependencies for v in d.get("vulns", [])]
-    if audited == 0:
+    """(exit status, lines to print) for one pip-audit JSON report (the rule: compliance/scan_report.py)."""
+    audited, _, vulnerable, skipped = scan_report.parse_pip_audit(document)
+    result = scan_report.result_of(audited, sum(len(v["ids"]) for v in vulnerable), skipped)
+    if result == scan_report.ERROR:
         return 3, [
-            f"pip-audit: the vulnerability service could not be reached ({len(skipped)} of {len(dependencies)}"
+            f"pip-audit: the vulnerability service could not be reached ({len(skipped)} of {len(skipped) + audited}"
             " packages unaudited); no result. Run again where PyPI's JSON API or OSV is reachable."
         ]
-    lines = [f"VULNERABLE {name} {version}: {advisory}" for name, version, advisory in findings]
+    lines = [f"VULNERABLE {v['name']} {v['version']}: {advisory}" for v in vulnerable for advisory in v["ids"]]
     if skipped:
-        lines.append(f"warning: {len(skipped)} packages could not be audited: {', '.join(d['name'] for d in skipped)}")
-    lines.append(f"pip-audit: {audited} packages audited, {len(findings)} findings; report in var/pip-audit.json")
-    return (1 if findings or skipped else 0), lines
+        lines.append(f"warning: {len(skipped)} packages could not be audited: {', '.join(skipped)}")
+    findings = sum(len(v["ids"]) for v in vulnerable)
+    lines.append(f"pip-audit: {audited} packages audited, {findings} findings; report in var/pip-audit.json")
+    return (1 if result == scan_report.FAIL else 0), lines
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from compliance.governance_models import (
     VendorAssessment,
     VulnerabilityScan,
 )
-from compliance.management.commands.record_scan import parse_pip_audit
+from compliance.scan_report import parse_pip_audit
 from datasets.models import AccessGrant
 from portal.security_context import scoped
 from tests.factories import browser_login, make_user

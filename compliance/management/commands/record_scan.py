@@ -13,30 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from compliance.governance_choices import ScanResult
 from compliance.governance_models import VulnerabilityScan
-
-
-def parse_pip_audit(document: dict) -> tuple[int, int, list[dict], list[str]]:
-    """(packages audited, findings, [{name, version, ids}], skipped names) from pip-audit's JSON."""
-    dependencies = document.get("dependencies", document if isinstance(document, list) else [])
-    vulnerable, skipped = [], []
-    for dep in dependencies:
-        if dep.get("skip_reason"):
-            skipped.append(str(dep.get("name", ""))[:100])
-            continue
-        ids = [str(v.get("id", "")) for v in dep.get("vulns", []) if v.get("id")]
-        if ids:
-            vulnerable.append(
-                {"name": str(dep.get("name", ""))[:100], "version": str(dep.get("version", ""))[:50], "ids": ids[:20]}
-            )
-    audited = len(dependencies) - len(skipped)
-    return audited, sum(len(v["ids"]) for v in vulnerable), vulnerable, skipped
-
-
-def result_of(audited: int, findings: int, skipped: list[str]) -> str:
-    """Never a silent pass: nothing audited is an error, unaudited packages fail like findings."""
-    if audited == 0:
-        return ScanResult.ERROR
-    return ScanResult.FAIL if findings or skipped else ScanResult.PASS
+from compliance.scan_report import parse_pip_audit, result_of
 
 
 class Command(BaseCommand):
