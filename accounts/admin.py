@@ -107,9 +107,6 @@ class _RevokeOnlyAdmin(PolicyTableAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f for f in self.list_display if f != "__str__"]
 
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404
-
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
@@ -242,9 +239,6 @@ class AccessReviewAdmin(PolicyTableAdminMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
         return allowed and (obj is None or policy.may_decide_review(request.user, obj))
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404  # someone else's review and a missing one look the same
 
     @admin.display(description="decided")
     def progress(self, obj):

@@ -128,9 +128,6 @@ class SubjectRequestAdmin(admin.ModelAdmin):
             "created_by", "verified_by", "approved_by", "run_by"
         )
 
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404
-
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if not term:
@@ -398,9 +395,6 @@ class _SystemScopeReadAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404
 
     def _rendered(self, request, view, *args):
         with scoped(system=True):

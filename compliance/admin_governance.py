@@ -69,9 +69,6 @@ class GovernanceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404
-
     def _require(self, request, capability):
         if not _may(request, capability):
             raise PermissionDenied

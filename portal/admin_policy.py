@@ -1,7 +1,6 @@
 """Admin base classes whose permissions come from the access policy, not from Django model perms."""
 
 from django.contrib import admin
-from django.http import Http404
 
 from accounts import policy
 
@@ -22,10 +21,6 @@ class RestrictedReadOnlyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        # Out of scope and missing look the same: 404, never a hint that the row exists.
-        raise Http404
 
     def has_change_permission(self, request, obj=None):
         return False

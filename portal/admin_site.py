@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import BadRequest
+from django.http import Http404
 
 from accounts import policy, selectors
 from portal.admin_policy import PolicyTableAdminMixin
@@ -63,4 +64,11 @@ class PortalAdminSite(admin.AdminSite):
                 (PolicyTableAdminMixin, admin_class),
                 {"__module__": __name__, "policy_wraps": admin_class},
             )
+        # Out of scope and missing look the same on every admin page: 404, where Django would
+        # redirect to the index with "doesn't exist" (a hint that some ids are merely hidden).
+        admin_class._get_obj_does_not_exist_redirect = _not_found
         return super().register(model_or_iterable, admin_class, **options)
+
+
+def _not_found(model_admin, request, opts, object_id):
+    raise Http404
