@@ -29,6 +29,10 @@ PURPOSE = "Quarterly churn review for the Sales board"
 VISIBILITY = 5  # seconds until a killed worker's message is delivered again (default: an hour)
 
 
+def worker_options(log, env: dict, **extra) -> dict:
+    return {"log": log, "name": "export-kill", "env": env, "visibility_timeout": VISIBILITY, **extra}
+
+
 def request_export(client) -> str:
     body = {"dataset": "customers", "format": "csv", "purpose": PURPOSE}
     response = client.post("/api/v1/exports/", body, format="json")
@@ -81,44 +85,28 @@ def test_killing_the_worker_mid_export_then_restarting_ends_like_an_uninterrupte
     log = tmp_path / "workers.log"
 
     # 1. Killed after writing the .partial file, before renaming it.
-    first = worker_process.start(
-        log, name="export-kill", env=worker_env, pause_after="export_partial", visibility_timeout=VISIBILITY
+    killed_id, _ = worker_process.kill_when(
+        lambda _: worker_process.paused_at(log, "export_partial"),
+        then=lambda: request_export(admin),
+        what="the first worker to write the partial file",
+        **worker_options(log, worker_env, pause_after="export_partial"),
     )
-    try:
-        killed_id = request_export(admin)
-        worker_process.wait_for(
-            lambda: worker_process.paused_at(log, "export_partial"),
-            timeout=90,
-            what="the first worker to write the partial file",
-            alive=first,
-            log=log,
-        )
-    finally:
-        worker_process.kill(first)
     assert files() == [f"{killed_id}.csv.partial"]  # the crash leaves a partial file ...
     assert crash_state(killed_id) == {"status": ExportStatus.QUEUED, "row_count": None, "sha256": "", "events": 0}
 
     # 2. The message comes back; the second worker is killed after the rename, before the commit.
     time.sleep(VISIBILITY + 1)
-    second = worker_process.start(
-        log, name="export-kill", env=worker_env, pause_after="export_file", visibility_timeout=VISIBILITY
+    worker_process.kill_when(
+        lambda _: worker_process.paused_at(log, "export_file"),
+        what="the second worker to put the file in place",
+        **worker_options(log, worker_env, pause_after="export_file"),
     )
-    try:
-        worker_process.wait_for(
-            lambda: worker_process.paused_at(log, "export_file"),
-            timeout=90,
-            what="the second worker to put the file in place",
-            alive=second,
-            log=log,
-        )
-    finally:
-        worker_process.kill(second)
     assert files() == [f"{killed_id}.csv.enc"]  # ... which the rerun replaced
     assert crash_state(killed_id) == {"status": ExportStatus.QUEUED, "row_count": None, "sha256": "", "events": 0}
 
     # 3. A third worker takes the message back and finishes; an uninterrupted twin runs on it too.
     time.sleep(VISIBILITY + 1)
-    with worker_process.running(log, name="export-kill", env=worker_env, visibility_timeout=VISIBILITY) as third:
+    with worker_process.running(**worker_options(log, worker_env)) as third:
         twin_id = request_export(admin)
         for export_id in (killed_id, twin_id):
             worker_process.wait_for(

@@ -7,7 +7,6 @@ first one is told (test-only environment hook, read only when set) to pause afte
 page views, and is SIGKILLed there."""
 
 import time
-from pathlib import Path
 
 import pytest
 from auditlog.models import LogEntry
@@ -29,14 +28,8 @@ pytestmark = [pytest.mark.django_db(transaction=True, databases=BOTH_DATABASES),
 VISIBILITY = 5
 
 
-def wait_for_step(request_id: int, step: str, process, log: Path) -> None:
-    worker_process.wait_for(
-        lambda: (cache.get(requests.progress_key(request_id)) or {}).get("step") == step,
-        timeout=90,
-        what=f"the worker to reach step {step!r}",
-        alive=process,
-        log=log,
-    )
+def reached_step(request_id: int, step: str) -> bool:
+    return (cache.get(requests.progress_key(request_id)) or {}).get("step") == step
 
 
 def queue_erasure(org, subject) -> int:
@@ -83,12 +76,15 @@ def test_killing_the_worker_mid_erasure_then_restarting_ends_like_an_uninterrupt
     log = tmp_path / "workers.log"
 
     # A message of a killed worker comes back after VISIBILITY seconds (default: an hour).
-    first = worker_process.start(log, name="gdpr-kill", pause_after="page_views", visibility_timeout=VISIBILITY)
-    try:
-        killed_id = queue_erasure(org, killed)
-        wait_for_step(killed_id, "page_views", first, log)
-    finally:
-        worker_process.kill(first)
+    killed_id, _ = worker_process.kill_when(
+        lambda request_id: reached_step(request_id, "page_views"),
+        then=lambda: queue_erasure(org, killed),
+        what="the erasure to reach step 'page_views'",
+        log=log,
+        name="gdpr-kill",
+        pause_after="page_views",
+        visibility_timeout=VISIBILITY,
+    )
     # The killed transaction rolled back: nothing of the subject is half-erased.
     with scoped(system=True):
         assert Customer.objects.filter(pk__in=killed.ids).count() == 2

@@ -91,10 +91,10 @@ def end_state() -> dict:
     }
 
 
-def start_worker(log: Path):
+def worker_options(log: Path) -> dict:
     # The throttle between batches keeps the run going long enough to be killed mid-way.
     env = {"RETENTION_BATCH_SIZE": str(BATCH), "RETENTION_BATCH_PAUSE_MS": "250"}
-    return worker_process.start(log, name="retention-kill", env=env)
+    return {"log": log, "name": "retention-kill", "env": env}
 
 
 def orders_run():
@@ -119,19 +119,14 @@ def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, se
     seed(customers, base)
     log = tmp_path / "worker.log"
 
-    worker = start_worker(log)
-    try:
-        apply_retention.apply_async()
-        # Page views finish first; kill while orders are being archived.
-        run = wait_for(
-            lambda: (r := orders_run()) and r.batches >= 3 and r,
-            timeout=120,
-            what="orders being archived",
-            alive=worker,
-            log=log,
-        )
-    finally:
-        worker_process.kill(worker)
+    # Page views finish first; kill while orders are being archived.
+    worker_process.kill_when(
+        lambda _: (r := orders_run()) and r.batches >= 3 and r,
+        then=apply_retention.apply_async,
+        what="orders being archived",
+        timeout=120,
+        **worker_options(log),
+    )
     # PostgreSQL ends the dead worker's session: its transaction rolls back, its lock goes.
     wait_for(lambda: advisory_locks_held() == 0, timeout=30, what="the killed worker's session to end")
     run = orders_run()
@@ -142,7 +137,7 @@ def test_killed_worker_resumes_to_the_state_of_an_uninterrupted_run(tmp_path, se
     assert not live & archived and len(live | archived) == ORDERS + 7
     assert len(archived) == run.rows_archived == run.rows_deleted
 
-    worker = start_worker(log)
+    worker = worker_process.start(**worker_options(log))
     try:
         apply_retention.apply_async()
         wait_for(

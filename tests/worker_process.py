@@ -112,6 +112,18 @@ def wait_for(condition, *, timeout: float, what: str, alive: subprocess.Popen | 
     raise AssertionError(f"timed out waiting for {what}" + _tail(log))
 
 
+def kill_when(condition, *, log: Path, what: str, then=lambda: None, timeout: float = 90, **options):
+    """Start a worker (``start``'s options), call ``then`` (what gives it work), wait until
+    ``condition()`` holds, SIGKILL the worker whatever happened; return (then's result, condition's)."""
+    process = start(log, **options)
+    try:
+        given = then()
+        seen = wait_for(lambda: condition(given), timeout=timeout, what=what, alive=process, log=log)
+    finally:
+        kill(process)
+    return given, seen
+
+
 def paused_at(log: Path, step: str) -> bool:
     """Whether a worker logging to ``log`` has reached the pause point ``step``."""
     return log.exists() and f"pausing after step {step}" in log.read_text(errors="replace")
